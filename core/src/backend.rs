@@ -1,0 +1,131 @@
+//! The contract between the selector and an operating system.
+
+use core::time::Duration;
+
+use crate::{Events, OsError, RawFd, Token};
+
+/// What an OS crate implements: the kernel's interest set and its wait call.
+///
+/// The [`Selector`](crate::Selector) owns the key table and decides every
+/// policy question before a backend is called: an fd is added only when it is
+/// not registered, modified or deleted only when it is, events are always
+/// valid ([`Events::is_valid`]) and tokens always unique. So every backend
+/// gives the same errors for the same misuse, and a backend only translates:
+/// one `Events → native` and one `native → Events` mapping, and the calls.
+///
+/// # Contract
+/// - **Atomic.** A method that returns `Err` leaves the kernel's interest set
+///   as it was (a backend that needs two kernel changes for one `modify`
+///   rolls the first back when the second fails).
+/// - `delete` succeeds when the fd is no longer watched afterwards, including
+///   when the application already closed it (`EBADF`, `ENOENT`): the kernel
+///   has dropped it then, and Python's selectors succeed too.
+/// - `wait` stores the events in the backend's own fixed-size buffer and
+///   returns how many it stored; [`event`](Self::event) reads them back until
+///   the next `wait`. A token appears at most once per `wait` (merge read and
+///   write readiness of one fd into one event). Error and hang-up conditions
+///   are reported as `READ | WRITE`, the way Python's selectors do; the
+///   selector masks them with the key's registered events.
+/// - Timeouts: `None` blocks until an event; `Some(Duration::ZERO)` polls; a
+///   positive timeout never returns early (round up, never down, so a
+///   sub-millisecond timeout does not become a busy poll), and
+///   `Duration::MAX` neither overflows nor fails. Returning `Ok(0)` means the
+///   time ran out. An interrupted wait (`EINTR`) is retried with the time
+///   that is left, never reported.
+/// - Events tagged [`Token::INTERNAL`] (a backend's own waker, say) are
+///   allowed: the selector never delivers them.
+///
+/// # Example
+/// A complete backend for a world where every watched fd is always ready for
+/// what it is watched for (as `poll` treats regular files):
+///
+/// ```
+/// use core::time::Duration;
+/// use ioselect_core::{Backend, Events, OsError, RawFd, Selector, Token};
+///
+/// #[derive(Default)]
+/// struct AlwaysReady {
+///     watched: heapless::Vec<(RawFd, Events, Token), 8>,
+///     ready: heapless::Vec<(Token, Events), 8>,
+/// }
+///
+/// impl AlwaysReady {
+///     fn position(&self, fd: RawFd) -> Result<usize, OsError> {
+///         self.watched.iter().position(|w| w.0 == fd).ok_or(OsError::ENOENT)
+///     }
+/// }
+///
+/// impl Backend for AlwaysReady {
+///     fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+///         self.watched.push((fd, events, token)).map_err(|_| OsError::ENOMEM)
+///     }
+///     fn modify(&mut self, fd: RawFd, _old: Events, new: Events, token: Token) -> Result<(), OsError> {
+///         let i = self.position(fd)?;
+///         self.watched[i] = (fd, new, token);
+///         Ok(())
+///     }
+///     fn delete(&mut self, fd: RawFd, _events: Events) -> Result<(), OsError> {
+///         if let Ok(i) = self.position(fd) {
+///             self.watched.swap_remove(i);
+///         }
+///         Ok(())
+///     }
+///     fn wait(&mut self, _timeout: Option<Duration>) -> Result<usize, OsError> {
+///         self.ready.clear();
+///         for &(_, events, token) in &self.watched {
+///             let _ = self.ready.push((token, events));
+///         }
+///         Ok(self.ready.len())
+///     }
+///     fn event(&self, index: usize) -> Option<(Token, Events)> {
+///         self.ready.get(index).copied()
+///     }
+/// }
+///
+/// let mut sel: Selector<AlwaysReady, &str, 8> = Selector::new(AlwaysReady::default());
+/// sel.register(3, Events::READ, "three")?;
+/// sel.register(4, Events::READ | Events::WRITE, "four")?;
+/// sel.select(Some(Duration::ZERO))?;
+/// let mut seen = 0;
+/// while let Some((key, ready)) = sel.next_ready() {
+///     assert_eq!(ready, key.events());
+///     seen += 1;
+/// }
+/// assert_eq!(seen, 2);
+/// # Ok::<(), ioselect_core::Error>(())
+/// ```
+pub trait Backend {
+    /// Starts watching `fd` for `events`; its readiness comes back tagged
+    /// with `token`. The fd is not watched yet.
+    ///
+    /// # Errors
+    /// The kernel's refusal (`EBADF` for a closed fd, `EPERM` for a file
+    /// epoll cannot watch, `ENOMEM`, …); the interest set is unchanged.
+    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError>;
+
+    /// Changes the events `fd` is watched for from `old` to `new` (they
+    /// differ), keeping `token`.
+    ///
+    /// # Errors
+    /// The kernel's refusal; the fd is then watched for `old` as before.
+    fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError>;
+
+    /// Stops watching `fd`, which was watched for `events`.
+    ///
+    /// # Errors
+    /// Only when the fd is still watched afterwards; an fd the application
+    /// already closed counts as deleted.
+    fn delete(&mut self, fd: RawFd, events: Events) -> Result<(), OsError>;
+
+    /// Waits for readiness, at most `timeout` (`None`: forever), and returns
+    /// the number of events stored for [`event`](Self::event).
+    ///
+    /// # Errors
+    /// The kernel's refusal of the wait itself; never `EINTR`, never a
+    /// timeout (that is `Ok(0)`).
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError>;
+
+    /// The token and readiness of event `index` of the last `wait`, or `None`
+    /// when `index` is not below the count that `wait` returned.
+    fn event(&self, index: usize) -> Option<(Token, Events)>;
+}

@@ -1,0 +1,57 @@
+//! # ioselect-core
+//!
+//! The allocation-free, `no_std` heart of ioselect: Python's `selectors` API
+//! over a fixed-capacity key table, generic over a kernel [`Backend`].
+//!
+//! - [`Events`]: the `READ`/`WRITE` mask (Python's `EVENT_READ`/`EVENT_WRITE`).
+//! - [`SelectorKey`]: fd, registered events and your data.
+//! - [`Selector`]: `register`, `unregister`, `modify`, `select`, `get_key`,
+//!   the [`map`](Selector::map) view and `close`, holding at most `N` keys.
+//! - [`Backend`]: what an OS crate implements (`ioselect-linux`: epoll,
+//!   `ioselect-bsd`: kqueue); [`SoftBackend`] is one with no OS at all.
+//!
+//! Core has no `unsafe`, no heap, no OS dependency, and builds for bare-metal
+//! targets. All policy (duplicates, unknown fds, invalid masks, capacity,
+//! stale events) is decided here, before any kernel call, so every backend
+//! behaves the same.
+//!
+//! ## Feature flags
+//! | feature | effect |
+//! |---|---|
+//! | `defmt` | `defmt::Format` for the public types, and debug logging of refused calls through defmt |
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+#[macro_use]
+mod fmt;
+
+mod backend;
+mod error;
+mod events;
+mod key;
+mod map;
+mod selector;
+mod soft;
+
+#[cfg(feature = "defmt")]
+mod defmt;
+
+pub use backend::Backend;
+pub use error::{DataError, Error, OsError};
+pub use events::Events;
+pub use key::{SelectorKey, Token};
+pub use map::{Iter, KeyMap};
+pub use selector::Selector;
+pub use soft::{SoftBackend, SoftReadiness};
+
+/// A file descriptor number, as the kernel and Python's `fileno()` give it.
+///
+/// Core knows no OS, so this is the plain C `int`; with the OS crates, pass
+/// `AsRawFd::as_raw_fd()` of a socket. For [`SoftBackend`] it numbers a
+/// software source.
+pub type RawFd = i32;
+
+#[cfg(test)]
+mod tests;
