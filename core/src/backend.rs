@@ -129,3 +129,14 @@ pub trait Backend {
     /// when `index` is not below the count that `wait` returned.
     fn event(&self, index: usize) -> Option<(Token, Events)>;
 }
+
+/// A backend that opens its kernel object without arguments: the OS
+/// backends (`Epoll`, `Kqueue`). It gives every selector over it the same
+/// constructor on every platform: [`Selector::open`](crate::Selector::open).
+pub trait OpenBackend: Backend + Sized {
+    /// Creates the kernel object (e.g. `epoll_create1(EPOLL_CLOEXEC)`).
+    ///
+    /// # Errors
+    /// The kernel's refusal, e.g. `EMFILE` when the process is out of fds.
+    fn open() -> Result<Self, OsError>;
+}

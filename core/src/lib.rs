@@ -38,7 +38,7 @@ mod soft;
 #[cfg(feature = "defmt")]
 mod defmt;
 
-pub use backend::Backend;
+pub use backend::{Backend, OpenBackend};
 pub use error::{DataError, Error, OsError};
 pub use events::Events;
 pub use key::{SelectorKey, Token};

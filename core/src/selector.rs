@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use crate::{Backend, DataError, Error, Events, KeyMap, RawFd, SelectorKey};
+use crate::{Backend, DataError, Error, Events, KeyMap, OpenBackend, RawFd, SelectorKey};
 
 /// Python's `selectors.BaseSelector`, allocation-free: at most `N` keys with
 /// user data `T`, over the kernel mechanism `B`.
@@ -252,6 +252,19 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     /// The registered fds themselves stay open: they are the application's.
     pub fn close(self) {
         drop(self);
+    }
+}
+
+impl<B: OpenBackend, T, const N: usize> Selector<B, T, N> {
+    /// Opens a new backend and a selector over it: Python's
+    /// `selectors.DefaultSelector()`. The same call on every platform:
+    /// `ioselect_linux::DefaultSelector::<T, N>::open()` (epoll),
+    /// `ioselect_bsd::DefaultSelector::<T, N>::open()` (kqueue).
+    ///
+    /// # Errors
+    /// [`Error::Os`] when the kernel object cannot be created.
+    pub fn open() -> Result<Self, Error> {
+        Ok(Self::new(B::open()?))
     }
 }
 
