@@ -24,22 +24,25 @@ use crate::{Backend, DataError, Error, Events, KeyMap, OpenBackend, RawFd, Selec
 /// use core::time::Duration;
 /// use ioselect_core::{Events, Selector, SoftBackend, SoftReadiness};
 ///
-/// type Sel<'r> = Selector<SoftBackend<'r, 8>, Handler, 8>;
-/// type Handler = fn(&mut Sel<'_>, i32, Events);
+/// type Sel = Selector<SoftBackend<'static, 8>, Handler, 8>;
+/// // A type alias cannot name itself (`fn(&mut Sel, ..)` inside `Sel`), so the
+/// // callback is wrapped in a struct, which may.
+/// #[derive(Clone, Copy)]
+/// struct Handler(fn(&mut Sel, i32, Events));
 ///
-/// fn on_read(sel: &mut Sel<'_>, fd: i32, _mask: Events) {
+/// fn on_read(sel: &mut Sel, fd: i32, _mask: Events) {
 ///     // The handler changes the selector while the batch is being handled.
 ///     sel.unregister(fd).unwrap();
 /// }
 ///
 /// static READINESS: SoftReadiness<8> = SoftReadiness::new();
-/// let mut sel: Sel<'_> = Selector::new(SoftBackend::new(&READINESS));
-/// sel.register(3, Events::READ, on_read)?;
+/// let mut sel: Sel = Selector::new(SoftBackend::new(&READINESS));
+/// sel.register(3, Events::READ, Handler(on_read))?;
 /// READINESS.set(3, Events::READ); // an interrupt handler would do this
 ///
 /// sel.select(Some(Duration::from_millis(10)))?;
 /// while let Some((key, mask)) = sel.next_ready() {
-///     let (fd, callback) = (key.fd(), *key.data());
+///     let (fd, Handler(callback)) = (key.fd(), *key.data());
 ///     callback(&mut sel, fd, mask);
 /// }
 /// assert!(sel.is_empty());
