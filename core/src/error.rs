@@ -130,7 +130,9 @@ impl<T> DataError<T> {
 
 impl<T> fmt::Debug for DataError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DataError").field("error", &self.error).finish_non_exhaustive()
+        f.debug_struct("DataError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
     }
 }
 

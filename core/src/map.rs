@@ -45,7 +45,12 @@ impl<T, const N: usize> KeyMap<T, N> {
             assert!(N > 0, "capacity N must be at least 1");
             assert!(N < u32::MAX as usize, "capacity N must be below u32::MAX");
         }
-        Self { slots: Vec::new(), heads: [NIL; N], free: NIL, len: 0 }
+        Self {
+            slots: Vec::new(),
+            heads: [NIL; N],
+            free: NIL,
+            len: 0,
+        }
     }
 
     /// The number of registered keys.
@@ -82,7 +87,10 @@ impl<T, const N: usize> KeyMap<T, N> {
     /// All keys, in no particular order. This walks the table: O(capacity
     /// used so far), not a hot-path operation.
     pub fn iter(&self) -> Iter<'_, T> {
-        Iter { slots: self.slots.iter(), left: self.len() }
+        Iter {
+            slots: self.slots.iter(),
+            left: self.len(),
+        }
     }
 
     #[inline]
@@ -141,7 +149,10 @@ impl<T, const N: usize> KeyMap<T, N> {
     #[inline]
     pub(crate) fn vacant_token(&self) -> Option<Token> {
         if self.free != NIL {
-            Some(Token::new(self.free, self.slots[self.free as usize].generation))
+            Some(Token::new(
+                self.free,
+                self.slots[self.free as usize].generation,
+            ))
         } else if !self.slots.is_full() {
             // `slots.len() < N < u32::MAX`: fits.
             Some(Token::new(self.slots.len() as u32, 0))
@@ -161,7 +172,15 @@ impl<T, const N: usize> KeyMap<T, N> {
         } else {
             // `slots.len() < N < u32::MAX`: fits.
             let index = self.slots.len() as u32;
-            if self.slots.push(Slot { key: None, generation: 0, next: NIL }).is_err() {
+            if self
+                .slots
+                .push(Slot {
+                    key: None,
+                    generation: 0,
+                    next: NIL,
+                })
+                .is_err()
+            {
                 return Err(data);
             }
             index
@@ -212,7 +231,9 @@ impl<T, const N: usize> Default for KeyMap<T, N> {
 
 impl<T: core::fmt::Debug, const N: usize> core::fmt::Debug for KeyMap<T, N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_map().entries(self.iter().map(|k| (k.fd, k))).finish()
+        f.debug_map()
+            .entries(self.iter().map(|k| (k.fd, k)))
+            .finish()
     }
 }
 

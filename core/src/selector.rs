@@ -60,7 +60,12 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     /// A selector with no keys over `backend`. `const`, so it can be built in
     /// a `static` initialiser when the backend can.
     pub const fn new(backend: B) -> Self {
-        Self { backend, keys: KeyMap::new(), cursor: 0, batch: 0 }
+        Self {
+            backend,
+            keys: KeyMap::new(),
+            cursor: 0,
+            batch: 0,
+        }
     }
 
     /// Registers `fd` for `events` with `data` (Python's `register`).
@@ -92,7 +97,10 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
                             // but if it were: undo the kernel side too.
                             Err(data) => {
                                 let _ = self.backend.delete(fd, events);
-                                Err(DataError { error: Error::Full, data })
+                                Err(DataError {
+                                    error: Error::Full,
+                                    data,
+                                })
                             }
                         };
                     }
@@ -158,7 +166,10 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     pub fn modify_data(&mut self, fd: RawFd, data: T) -> Result<T, DataError<T>> {
         match self.keys.get_mut(fd) {
             Some((key, _)) => Ok(core::mem::replace(&mut key.data, data)),
-            None => Err(DataError { error: Error::NotRegistered, data }),
+            None => Err(DataError {
+                error: Error::NotRegistered,
+                data,
+            }),
         }
     }
 
@@ -194,10 +205,14 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
             }
             let index = self.cursor;
             self.cursor += 1;
-            let Some((token, ready)) = self.backend.event(index) else { continue };
+            let Some((token, ready)) = self.backend.event(index) else {
+                continue;
+            };
             // `None` for a stale token (key gone, slot reused) or a backend's
             // internal one.
-            let Some(key) = self.keys.by_token(token) else { continue };
+            let Some(key) = self.keys.by_token(token) else {
+                continue;
+            };
             let mask = ready & key.events;
             if !mask.is_empty() {
                 break (token, mask);
@@ -277,6 +292,9 @@ where
     T: core::fmt::Debug,
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Selector").field("backend", &self.backend).field("keys", &self.keys).finish()
+        f.debug_struct("Selector")
+            .field("backend", &self.backend)
+            .field("keys", &self.keys)
+            .finish()
     }
 }

@@ -23,7 +23,9 @@ pub struct SoftReadiness<const M: usize> {
 impl<const M: usize> SoftReadiness<M> {
     /// All sources not ready. `const`, for a `static`.
     pub const fn new() -> Self {
-        Self { ready: [const { AtomicU8::new(0) }; M] }
+        Self {
+            ready: [const { AtomicU8::new(0) }; M],
+        }
     }
 
     /// Marks `fd` ready for `events` (added to what it was ready for).
@@ -42,7 +44,9 @@ impl<const M: usize> SoftReadiness<M> {
 
     /// What `fd` is ready for now.
     pub fn get(&self, fd: RawFd) -> Events {
-        self.flag(fd).map_or(Events::empty(), |r| Events::from_bits_retain(r.load(Ordering::Acquire)))
+        self.flag(fd).map_or(Events::empty(), |r| {
+            Events::from_bits_retain(r.load(Ordering::Acquire))
+        })
     }
 
     fn flag(&self, fd: RawFd) -> Option<&AtomicU8> {
@@ -106,11 +110,17 @@ impl<'r, const M: usize> SoftBackend<'r, M> {
 
     /// What `fd` is watched for (the "kernel's" view), or `None`.
     pub fn interest(&self, fd: RawFd) -> Option<Events> {
-        self.slot(fd).ok().and_then(|i| self.interest[i]).map(|(events, _)| events)
+        self.slot(fd)
+            .ok()
+            .and_then(|i| self.interest[i])
+            .map(|(events, _)| events)
     }
 
     fn slot(&self, fd: RawFd) -> Result<usize, OsError> {
-        usize::try_from(fd).ok().filter(|&i| i < M).ok_or(OsError::EBADF)
+        usize::try_from(fd)
+            .ok()
+            .filter(|&i| i < M)
+            .ok_or(OsError::EBADF)
     }
 
     fn injected(&self) -> Result<(), OsError> {
@@ -121,7 +131,8 @@ impl<'r, const M: usize> SoftBackend<'r, M> {
         self.ready.clear();
         for (fd, interest) in self.interest.iter().enumerate() {
             if let Some((events, token)) = *interest {
-                let ready = Events::from_bits_retain(self.readiness.ready[fd].load(Ordering::Acquire));
+                let ready =
+                    Events::from_bits_retain(self.readiness.ready[fd].load(Ordering::Acquire));
                 // Report all of the readiness, as a kernel reports error and
                 // hang-up beyond the interest; the selector masks it.
                 if ready.intersects(events) && self.ready.push((token, ready)).is_err() {
@@ -143,7 +154,13 @@ impl<const M: usize> Backend for SoftBackend<'_, M> {
         Ok(())
     }
 
-    fn modify(&mut self, fd: RawFd, _old: Events, new: Events, token: Token) -> Result<(), OsError> {
+    fn modify(
+        &mut self,
+        fd: RawFd,
+        _old: Events,
+        new: Events,
+        token: Token,
+    ) -> Result<(), OsError> {
         self.injected()?;
         let i = self.slot(fd)?;
         match &mut self.interest[i] {
@@ -167,11 +184,12 @@ impl<const M: usize> Backend for SoftBackend<'_, M> {
         self.ready.clear();
         self.injected()?;
         self.scan();
-        if self.ready.is_empty() && timeout != Some(Duration::ZERO) {
-            if let Some(idle) = self.idle {
-                idle(timeout);
-                self.scan();
-            }
+        if let Some(idle) = self.idle
+            && self.ready.is_empty()
+            && timeout != Some(Duration::ZERO)
+        {
+            idle(timeout);
+            self.scan();
         }
         Ok(self.ready.len())
     }
@@ -183,6 +201,8 @@ impl<const M: usize> Backend for SoftBackend<'_, M> {
 
 impl<const M: usize> core::fmt::Debug for SoftBackend<'_, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SoftBackend").field("sources", &M).finish_non_exhaustive()
+        f.debug_struct("SoftBackend")
+            .field("sources", &M)
+            .finish_non_exhaustive()
     }
 }

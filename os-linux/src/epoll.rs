@@ -1,0 +1,279 @@
+//! The epoll backend.
+
+use core::time::Duration;
+
+use ioselect_core::{Backend, Events, OpenBackend, OsError, RawFd, Token};
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+use rustix::time::{ClockId, Timespec, clock_gettime};
+
+/// The longest single `epoll_wait` timeout: below `c_int::MAX` milliseconds,
+/// so plain `epoll_pwait` is used on every kernel; longer waits loop.
+const MAX_WAIT: Duration = Duration::from_secs(1_000_000);
+
+/// An epoll instance with a fixed buffer of `E` events, implementing
+/// [`Backend`]: Python's `select.epoll` as a selector backend.
+///
+/// Create it with [`Selector::open`](ioselect_core::Selector::open) through
+/// [`DefaultSelector`](crate::DefaultSelector), or with
+/// [`OpenBackend::open`] and [`Selector::new`](ioselect_core::Selector::new).
+/// If more than `E` fds are ready at once, the rest come in the next
+/// `select` (readiness is level-triggered).
+///
+/// # References
+///  - [epoll(7)](https://man7.org/linux/man-pages/man7/epoll.7.html)
+#[doc(alias = "epoll")]
+pub struct Epoll<const E: usize = 256> {
+    fd: OwnedFd,
+    events: [epoll::Event; E],
+}
+
+impl<const E: usize> Epoll<E> {
+    /// `epoll_create1(EPOLL_CLOEXEC)`: a new epoll instance.
+    ///
+    /// # Errors
+    /// `EMFILE`/`ENFILE` when out of fds, `ENOMEM`.
+    ///
+    /// # References
+    ///  - [epoll_create1(2)](https://man7.org/linux/man-pages/man2/epoll_create1.2.html)
+    #[doc(alias = "epoll_create1")]
+    pub fn new() -> Result<Self, OsError> {
+        const EMPTY: epoll::Event = epoll::Event {
+            flags: EventFlags::empty(),
+            data: EventData::new_u64(0),
+        };
+        let fd = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(os_error)?;
+        Ok(Self {
+            fd,
+            events: [EMPTY; E],
+        })
+    }
+}
+
+impl<const E: usize> OpenBackend for Epoll<E> {
+    fn open() -> Result<Self, OsError> {
+        Self::new()
+    }
+}
+
+impl<const E: usize> AsFd for Epoll<E> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl<const E: usize> core::fmt::Debug for Epoll<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Epoll")
+            .field("fd", &self.fd)
+            .field("capacity", &E)
+            .finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<const E: usize> defmt::Format for Epoll<E> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        use rustix::fd::AsRawFd;
+        defmt::write!(
+            f,
+            "Epoll {{ fd: {=i32}, capacity: {=usize} }}",
+            self.fd.as_raw_fd(),
+            E
+        );
+    }
+}
+
+/// `Events` → epoll interest flags (level-triggered).
+#[inline]
+fn interest(events: Events) -> EventFlags {
+    let mut flags = EventFlags::empty();
+    if events.contains(Events::READ) {
+        flags |= EventFlags::IN;
+    }
+    if events.contains(Events::WRITE) {
+        flags |= EventFlags::OUT;
+    }
+    flags
+}
+
+/// epoll readiness → `Events`, as CPython's `EpollSelector.select` does it:
+/// anything but `EPOLLIN` (`OUT`, `ERR`, `HUP`, …) counts as writable and
+/// anything but `EPOLLOUT` (`IN`, `ERR`, `HUP`, `RDHUP`, …) as readable, so
+/// errors and hang-ups reach whichever interest is registered.
+#[inline]
+fn readiness(flags: EventFlags) -> Events {
+    let mut events = Events::empty();
+    if !(flags - EventFlags::IN).is_empty() {
+        events |= Events::WRITE;
+    }
+    if !(flags - EventFlags::OUT).is_empty() {
+        events |= Events::READ;
+    }
+    events
+}
+
+/// A rustix error as core's `OsError`.
+#[inline]
+pub(crate) fn os_error(e: Errno) -> OsError {
+    OsError::from_raw(e.raw_os_error())
+}
+
+#[inline]
+fn now() -> Duration {
+    let t = clock_gettime(ClockId::Monotonic);
+    // CLOCK_MONOTONIC is never negative.
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
+#[inline]
+fn timespec(d: Duration) -> Timespec {
+    // `d <= MAX_WAIT`, so the seconds fit.
+    Timespec {
+        tv_sec: d.as_secs() as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+#[allow(unsafe_code)]
+mod raw {
+    use super::{BorrowedFd, RawFd};
+
+    /// Borrows an fd number from the key table for one `epoll_ctl` call.
+    #[inline]
+    pub(super) fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+        // SAFETY: the number comes from the selector, which rejects negative
+        // fds, and is only passed to `epoll_ctl` for the duration of one
+        // call; if the application closed it meanwhile, the kernel answers
+        // `EBADF` (or acts on whatever the number now names, which is what a
+        // raw-fd API like Python's does too). Nothing reads memory through it.
+        unsafe { BorrowedFd::borrow_raw(fd) }
+    }
+}
+
+impl<const E: usize> Backend for Epoll<E> {
+    /// `epoll_ctl(EPOLL_CTL_ADD)`.
+    #[doc(alias = "epoll_ctl")]
+    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+        epoll::add(
+            &self.fd,
+            raw::borrow(fd),
+            EventData::new_u64(token.0),
+            interest(events),
+        )
+        .map_err(os_error)
+    }
+
+    /// `epoll_ctl(EPOLL_CTL_MOD)`: one call, so it either happens or not.
+    #[doc(alias = "epoll_ctl")]
+    fn modify(
+        &mut self,
+        fd: RawFd,
+        _old: Events,
+        new: Events,
+        token: Token,
+    ) -> Result<(), OsError> {
+        epoll::modify(
+            &self.fd,
+            raw::borrow(fd),
+            EventData::new_u64(token.0),
+            interest(new),
+        )
+        .map_err(os_error)
+    }
+
+    /// `epoll_ctl(EPOLL_CTL_DEL)`. `EBADF` (the fd was closed: closing removed
+    /// it from the interest set already) and `ENOENT` (the number was closed
+    /// and reused by a file that is not in the set) both mean it is no longer
+    /// watched, so they count as success, as in Python.
+    #[doc(alias = "epoll_ctl")]
+    fn delete(&mut self, fd: RawFd, _events: Events) -> Result<(), OsError> {
+        match epoll::delete(&self.fd, raw::borrow(fd)) {
+            Ok(()) | Err(Errno::BADF | Errno::NOENT) => Ok(()),
+            Err(e) => Err(os_error(e)),
+        }
+    }
+
+    /// `epoll_wait`, rounding a timeout up to whole milliseconds, retrying
+    /// on `EINTR` and on an early return with the time that is left.
+    #[doc(alias = "epoll_wait")]
+    #[doc(alias = "epoll_pwait")]
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
+        // `None` for "forever", including timeouts too large to add to now.
+        let deadline = match timeout {
+            Some(t) if t.is_zero() => return self.wait_once(Some(Duration::ZERO)),
+            Some(t) => now().checked_add(t),
+            None => None,
+        };
+        let mut left = deadline.map(|d| d.saturating_sub(now()));
+        loop {
+            match self.wait_once(left) {
+                Ok(0) | Err(OsError::EINTR) => {}
+                result => return result,
+            }
+            if let Some(deadline) = deadline {
+                let rest = deadline.saturating_sub(now());
+                if rest.is_zero() {
+                    return Ok(0);
+                }
+                left = Some(rest);
+            }
+        }
+    }
+
+    #[inline]
+    fn event(&self, index: usize) -> Option<(Token, Events)> {
+        let event = self.events.get(index)?;
+        // Copy out of the (packed on x86_64) struct before use.
+        let (flags, data) = (event.flags, event.data);
+        Some((Token(data.u64()), readiness(flags)))
+    }
+}
+
+impl<const E: usize> Epoll<E> {
+    /// One `epoll_wait`; `EINTR` comes back as `OsError::EINTR`.
+    #[inline]
+    fn wait_once(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
+        let ts = timeout.map(|t| timespec(t.min(MAX_WAIT)));
+        epoll::wait(&self.fd, &mut self.events[..], ts.as_ref()).map_err(os_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interest_mapping() {
+        assert_eq!(interest(Events::READ), EventFlags::IN);
+        assert_eq!(interest(Events::WRITE), EventFlags::OUT);
+        assert_eq!(
+            interest(Events::READ | Events::WRITE),
+            EventFlags::IN | EventFlags::OUT
+        );
+    }
+
+    #[test]
+    fn readiness_mapping_matches_cpython() {
+        let rw = Events::READ | Events::WRITE;
+        assert_eq!(readiness(EventFlags::IN), Events::READ);
+        assert_eq!(readiness(EventFlags::OUT), Events::WRITE);
+        assert_eq!(readiness(EventFlags::IN | EventFlags::OUT), rw);
+        assert_eq!(readiness(EventFlags::ERR), rw);
+        assert_eq!(readiness(EventFlags::HUP), rw);
+        assert_eq!(readiness(EventFlags::RDHUP | EventFlags::IN), rw);
+        assert_eq!(readiness(EventFlags::OUT | EventFlags::ERR), rw);
+    }
+
+    #[test]
+    fn long_timeouts_are_capped_per_call() {
+        let ts = timespec(Duration::MAX.min(MAX_WAIT));
+        assert_eq!(ts.tv_sec, 1_000_000);
+        let ms = ts.tv_sec * 1000 + (ts.tv_nsec + 999_999) / 1_000_000;
+        assert!(ms < i64::from(i32::MAX));
+    }
+}
