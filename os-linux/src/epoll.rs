@@ -141,7 +141,18 @@ fn timespec(d: Duration) -> Timespec {
 
 #[allow(unsafe_code)]
 mod raw {
-    use super::{BorrowedFd, RawFd};
+    use super::{BorrowedFd, Epoll, RawFd};
+
+    // SAFETY: `Epoll` holds an `OwnedFd` (Send + Sync) and a buffer of
+    // `epoll::Event`s, which are `!Send`/`!Sync` only because rustix's
+    // `EventData` union has a pointer variant. This backend never stores a
+    // pointer in it: only `u64` tokens go in, and the kernel writes plain
+    // bytes back. Moving or sharing those bytes between threads is sound, and
+    // the kernel's epoll calls are themselves thread-safe.
+    unsafe impl<const E: usize> Send for Epoll<E> {}
+    // SAFETY: as for `Send`; `&Epoll` only reads the buffer (`event`) and
+    // passes the fd to thread-safe syscalls (`Waker::new`'s `epoll_ctl`).
+    unsafe impl<const E: usize> Sync for Epoll<E> {}
 
     /// Borrows an fd number from the key table for one `epoll_ctl` call.
     #[inline]
@@ -246,6 +257,16 @@ impl<const E: usize> Epoll<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A selector (and its waker) may move to, or be shared with, another
+    /// thread: the tokens in the event buffer are plain integers.
+    #[test]
+    fn epoll_is_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Epoll<1>>();
+        send_sync::<Epoll>();
+        send_sync::<crate::EpollSelector<u32, 4>>();
+    }
 
     #[test]
     fn interest_mapping() {
