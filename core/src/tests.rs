@@ -31,7 +31,10 @@ fn new_sel<const N: usize>(r: &SoftReadiness<M>) -> Sel<'_, N> {
 
 /// Every fd the snapshot looks at: negatives, all sources, and beyond.
 fn probe_fds() -> impl Iterator<Item = RawFd> {
-    [i32::MIN, -2, -1].into_iter().chain(0..M as RawFd + 3).chain([1000, i32::MAX])
+    [i32::MIN, -2, -1]
+        .into_iter()
+        .chain(0..M as RawFd + 3)
+        .chain([1000, i32::MAX])
 }
 
 /// Takes the rest of the current batch, checking each fd comes at most once.
@@ -39,13 +42,21 @@ fn drain<const N: usize>(sel: &mut Sel<'_, N>) -> Vec<(RawFd, Events, u32)> {
     let mut out = Vec::new();
     while let Some((key, mask)) = sel.next_ready() {
         assert!(!mask.is_empty(), "empty mask delivered for fd {}", key.fd());
-        assert!(key.events().contains(mask), "mask {mask:?} outside {:?}", key.events());
+        assert!(
+            key.events().contains(mask),
+            "mask {mask:?} outside {:?}",
+            key.events()
+        );
         out.push((key.fd(), mask, *key.data()));
     }
     let mut fds: Vec<RawFd> = out.iter().map(|e| e.0).collect();
     fds.sort_unstable();
     fds.dedup();
-    assert_eq!(fds.len(), out.len(), "an fd was delivered twice in one batch: {out:?}");
+    assert_eq!(
+        fds.len(),
+        out.len(),
+        "an fd was delivered twice in one batch: {out:?}"
+    );
     out.sort_unstable();
     out
 }
@@ -56,6 +67,9 @@ fn select_now<const N: usize>(sel: &mut Sel<'_, N>) -> Vec<(RawFd, Events, u32)>
     drain(sel)
 }
 
+/// One probed fd: `get_key` (events, data), `contains`, kernel interest.
+type Lookup = (RawFd, Option<(Events, u32)>, bool, Option<Events>);
+
 /// Everything observable about a selector.
 #[derive(Debug, PartialEq, Eq)]
 struct Snapshot {
@@ -63,7 +77,7 @@ struct Snapshot {
     keys: Vec<(RawFd, Events, u32)>,
     len: usize,
     /// Per probed fd: `get_key`, `contains`, the kernel's interest.
-    lookups: Vec<(RawFd, Option<(Events, u32)>, bool, Option<Events>)>,
+    lookups: Vec<Lookup>,
     /// What a `select` delivers when every source is ready for everything.
     selected: Vec<(RawFd, Events, u32)>,
 }
@@ -72,7 +86,11 @@ struct Snapshot {
 /// readiness is restored afterwards. Consumes an armed `fail_next` (through
 /// `select`), so take snapshots only when none is armed.
 fn snapshot<const N: usize>(sel: &mut Sel<'_, N>, r: &SoftReadiness<M>) -> Snapshot {
-    let mut keys: Vec<_> = sel.map().iter().map(|k| (k.fd(), k.events(), *k.data())).collect();
+    let mut keys: Vec<_> = sel
+        .map()
+        .iter()
+        .map(|k| (k.fd(), k.events(), *k.data()))
+        .collect();
     keys.sort_unstable();
     assert_eq!(sel.map().iter().len(), keys.len());
     assert_eq!(sel.map().len(), keys.len());
@@ -90,17 +108,29 @@ fn snapshot<const N: usize>(sel: &mut Sel<'_, N>, r: &SoftReadiness<M>) -> Snaps
                 (k.events(), *k.data())
             });
             let contains = sel.contains(fd);
-            assert_eq!(contains, key.is_some(), "contains({fd}) disagrees with get_key");
+            assert_eq!(
+                contains,
+                key.is_some(),
+                "contains({fd}) disagrees with get_key"
+            );
             assert_eq!(sel.map().contains(fd), contains);
             assert_eq!(sel.map().get(fd).map(|k| (k.events(), *k.data())), key);
             let interest = sel.backend().interest(fd);
             // The kernel watches exactly the registered fds, for their events.
-            assert_eq!(interest, key.map(|k| k.0), "kernel and table disagree on fd {fd}");
+            assert_eq!(
+                interest,
+                key.map(|k| k.0),
+                "kernel and table disagree on fd {fd}"
+            );
             (fd, key, contains, interest)
         })
         .collect();
     for &(fd, events, data) in &keys {
-        assert!(lookups.iter().any(|l| l.0 == fd && l.1 == Some((events, data))));
+        assert!(
+            lookups
+                .iter()
+                .any(|l| l.0 == fd && l.1 == Some((events, data)))
+        );
     }
 
     let saved: Vec<Events> = (0..M as RawFd).map(|fd| r.get(fd)).collect();
@@ -115,7 +145,12 @@ fn snapshot<const N: usize>(sel: &mut Sel<'_, N>, r: &SoftReadiness<M>) -> Snaps
     // Every key is ready for all its events, with its own data: the kernel
     // tokens still name the right keys.
     assert_eq!(selected, keys);
-    Snapshot { len: keys.len(), keys, lookups, selected }
+    Snapshot {
+        len: keys.len(),
+        keys,
+        lookups,
+        selected,
+    }
 }
 
 /// Invalid masks: empty, unknown bits alone, and unknown bits with known ones.
@@ -175,7 +210,10 @@ fn register_and_get_key() {
     assert_eq!(sel.backend().interest(4), None);
     assert_eq!(sel.len(), 3);
     let snap = snapshot(&mut sel, &r);
-    assert_eq!(snap.keys, [(0, Events::WRITE, 0), (3, Events::READ, 30), (7, RW, 70)]);
+    assert_eq!(
+        snap.keys,
+        [(0, Events::WRITE, 0), (3, Events::READ, 30), (7, RW, 70)]
+    );
 }
 
 #[test]
@@ -204,13 +242,20 @@ fn register_invalid_events() {
     let before = snapshot(&mut sel, &r);
     for (i, events) in invalid_masks().into_iter().enumerate() {
         let (error, data) = data_err(sel.register(5, events, i as u32));
-        assert_eq!((error, data), (Error::InvalidEvents, i as u32), "{events:?}");
+        assert_eq!(
+            (error, data),
+            (Error::InvalidEvents, i as u32),
+            "{events:?}"
+        );
         assert_eq!(snapshot(&mut sel, &r), before);
     }
     for bits in 0..=u8::MAX {
         let events = Events::from_bits_retain(bits);
         if !matches!(bits, 1..=3) {
-            assert_eq!(sel.register(6, events, 0).map_err(|e| e.error), Err(Error::InvalidEvents));
+            assert_eq!(
+                sel.register(6, events, 0).map_err(|e| e.error),
+                Err(Error::InvalidEvents)
+            );
         }
     }
     assert_eq!(snapshot(&mut sel, &r), before);
@@ -228,7 +273,10 @@ fn register_negative_fd_is_invalid_fd() {
         assert_eq!(snapshot(&mut sel, &r), before);
         // A negative fd is never registered: every other call says so.
         assert_eq!(sel.unregister(fd).err(), Some(Error::NotRegistered));
-        assert_eq!(sel.modify_events(fd, Events::READ), Err(Error::NotRegistered));
+        assert_eq!(
+            sel.modify_events(fd, Events::READ),
+            Err(Error::NotRegistered)
+        );
         assert!(sel.get_key(fd).is_none());
         assert_eq!(snapshot(&mut sel, &r), before);
     }
@@ -261,25 +309,48 @@ fn full_table_hands_data_back() {
     assert_eq!((error, data), (Error::Full, 90));
     assert_eq!(snapshot(&mut sel, &r), before);
     // The other errors keep their meaning when the table is full.
-    assert_eq!(data_err(sel.register(4, RW, 1)), (Error::AlreadyRegistered, 1));
-    assert_eq!(data_err(sel.register(9, Events::empty(), 2)), (Error::InvalidEvents, 2));
-    assert_eq!(data_err(sel.register(-1, Events::READ, 3)), (Error::InvalidFd, 3));
+    assert_eq!(
+        data_err(sel.register(4, RW, 1)),
+        (Error::AlreadyRegistered, 1)
+    );
+    assert_eq!(
+        data_err(sel.register(9, Events::empty(), 2)),
+        (Error::InvalidEvents, 2)
+    );
+    assert_eq!(
+        data_err(sel.register(-1, Events::READ, 3)),
+        (Error::InvalidFd, 3)
+    );
     assert_eq!(snapshot(&mut sel, &r), before);
     // Full is decided before the kernel is asked: an armed failure stays.
     sel.backend().fail_next(OsError::ENOMEM);
     assert_eq!(data_err(sel.register(9, RW, 4)), (Error::Full, 4));
-    assert_eq!(sel.select(Some(Duration::ZERO)), Err(Error::Os(OsError::ENOMEM)));
+    assert_eq!(
+        sel.select(Some(Duration::ZERO)),
+        Err(Error::Os(OsError::ENOMEM))
+    );
     assert_eq!(snapshot(&mut sel, &r), before);
 
     // Room again after an unregister; the freed slot works like any other.
     let key = sel.unregister(6).unwrap();
-    assert_eq!((key.fd(), key.events(), key.into_data()), (6, Events::READ, 60));
+    assert_eq!(
+        (key.fd(), key.events(), key.into_data()),
+        (6, Events::READ, 60)
+    );
     sel.register(9, RW, 90).unwrap();
-    assert_eq!(data_err(sel.register(6, Events::READ, 60)), (Error::Full, 60));
+    assert_eq!(
+        data_err(sel.register(6, Events::READ, 60)),
+        (Error::Full, 60)
+    );
     let snap = snapshot(&mut sel, &r);
     assert_eq!(
         snap.keys,
-        [(2, Events::READ, 20), (4, Events::READ, 40), (8, Events::READ, 80), (9, RW, 90)]
+        [
+            (2, Events::READ, 20),
+            (4, Events::READ, 40),
+            (8, Events::READ, 80),
+            (9, RW, 90)
+        ]
     );
 }
 
@@ -306,8 +377,14 @@ fn unknown_fd_is_not_registered() {
     let before = snapshot(&mut sel, &r);
     for fd in [5, 0, M as RawFd, 1000] {
         assert_eq!(sel.unregister(fd).err(), Some(Error::NotRegistered));
-        assert_eq!(sel.modify_events(fd, Events::READ), Err(Error::NotRegistered));
-        assert_eq!(data_err(sel.modify(fd, Events::READ, 9)), (Error::NotRegistered, 9));
+        assert_eq!(
+            sel.modify_events(fd, Events::READ),
+            Err(Error::NotRegistered)
+        );
+        assert_eq!(
+            data_err(sel.modify(fd, Events::READ, 9)),
+            (Error::NotRegistered, 9)
+        );
         assert_eq!(data_err(sel.modify_data(fd, 8)), (Error::NotRegistered, 8));
         assert!(sel.get_key(fd).is_none());
         assert!(sel.get_key_mut(fd).is_none());
@@ -337,14 +414,23 @@ fn modify_events_data_and_both() {
     sel.register(4, Events::READ, 2).unwrap();
 
     sel.modify_events(3, RW).unwrap();
-    assert_eq!(sel.get_key(3).map(|k| (k.events(), *k.data())), Some((RW, 1)));
+    assert_eq!(
+        sel.get_key(3).map(|k| (k.events(), *k.data())),
+        Some((RW, 1))
+    );
     assert_eq!(sel.backend().interest(3), Some(RW));
 
     assert_eq!(sel.modify_data(3, 11).unwrap(), 1);
-    assert_eq!(sel.get_key(3).map(|k| (k.events(), *k.data())), Some((RW, 11)));
+    assert_eq!(
+        sel.get_key(3).map(|k| (k.events(), *k.data())),
+        Some((RW, 11))
+    );
 
     assert_eq!(sel.modify(3, Events::WRITE, 12).unwrap(), 11);
-    assert_eq!(sel.get_key(3).map(|k| (k.events(), *k.data())), Some((Events::WRITE, 12)));
+    assert_eq!(
+        sel.get_key(3).map(|k| (k.events(), *k.data())),
+        Some((Events::WRITE, 12))
+    );
     assert_eq!(sel.backend().interest(3), Some(Events::WRITE));
 
     // Data through the key itself.
@@ -354,7 +440,10 @@ fn modify_events_data_and_both() {
 
     r.set(3, RW);
     r.set(4, RW);
-    assert_eq!(select_now(&mut sel), [(3, Events::WRITE, 12), (4, Events::READ, 22)]);
+    assert_eq!(
+        select_now(&mut sel),
+        [(3, Events::WRITE, 12), (4, Events::READ, 22)]
+    );
 }
 
 #[test]
@@ -366,7 +455,11 @@ fn modify_invalid_events() {
     let before = snapshot(&mut sel, &r);
     for (i, events) in invalid_masks().into_iter().enumerate() {
         for fd in [3, 4] {
-            assert_eq!(sel.modify_events(fd, events), Err(Error::InvalidEvents), "{events:?}");
+            assert_eq!(
+                sel.modify_events(fd, events),
+                Err(Error::InvalidEvents),
+                "{events:?}"
+            );
             assert_eq!(snapshot(&mut sel, &r), before);
             let (error, data) = data_err(sel.modify(fd, events, 100 + i as u32));
             assert_eq!((error, data), (Error::InvalidEvents, 100 + i as u32));
@@ -385,9 +478,15 @@ fn modify_with_same_events_makes_no_backend_call() {
     sel.modify_events(3, RW).unwrap();
     assert_eq!(sel.modify(3, RW, 2).unwrap(), 1);
     assert_eq!(sel.modify_data(3, 3).unwrap(), 2);
-    assert_eq!(sel.get_key(3).map(|k| (k.events(), *k.data())), Some((RW, 3)));
+    assert_eq!(
+        sel.get_key(3).map(|k| (k.events(), *k.data())),
+        Some((RW, 3))
+    );
     // The injected failure is still pending: the next real call gets it.
-    assert_eq!(sel.modify_events(3, Events::READ), Err(Error::Os(OsError::ENOMEM)));
+    assert_eq!(
+        sel.modify_events(3, Events::READ),
+        Err(Error::Os(OsError::ENOMEM))
+    );
     assert_eq!(sel.get_key(3).map(|k| k.events()), Some(RW));
     assert_eq!(sel.backend().interest(3), Some(RW));
     // And it was consumed by that call.
@@ -415,7 +514,10 @@ fn kernel_failure_in_register_changes_nothing() {
     let before = snapshot(&mut sel, &r);
     for errno in [OsError::ENOMEM, OsError::EPERM, OsError::EBADF] {
         sel.backend().fail_next(errno);
-        assert_eq!(data_err(sel.register(5, Events::READ, 50)), (Error::Os(errno), 50));
+        assert_eq!(
+            data_err(sel.register(5, Events::READ, 50)),
+            (Error::Os(errno), 50)
+        );
         assert_eq!(snapshot(&mut sel, &r), before);
     }
     // The failure was consumed: the same call now works.
@@ -435,12 +537,21 @@ fn kernel_failure_in_modify_keeps_old_events_and_old_data() {
 
     // Unlike Python, which unregisters the key when the kernel refuses.
     sel.backend().fail_next(OsError::ENOMEM);
-    assert_eq!(data_err(sel.modify(1, RW, 99)), (Error::Os(OsError::ENOMEM), 99));
-    assert_eq!(sel.get_key(1).map(|k| (k.events(), *k.data())), Some((Events::READ, 10)));
+    assert_eq!(
+        data_err(sel.modify(1, RW, 99)),
+        (Error::Os(OsError::ENOMEM), 99)
+    );
+    assert_eq!(
+        sel.get_key(1).map(|k| (k.events(), *k.data())),
+        Some((Events::READ, 10))
+    );
     assert_eq!(snapshot(&mut sel, &r), before);
 
     sel.backend().fail_next(OsError::EINVAL);
-    assert_eq!(data_err(sel.modify(3, Events::READ, 98)), (Error::Os(OsError::EINVAL), 98));
+    assert_eq!(
+        data_err(sel.modify(3, Events::READ, 98)),
+        (Error::Os(OsError::EINVAL), 98)
+    );
     assert_eq!(snapshot(&mut sel, &r), before);
 
     // Consumed: the same calls now work.
@@ -457,7 +568,10 @@ fn kernel_failure_in_unregister_keeps_the_key() {
     assert_eq!(sel.unregister(2).err(), Some(Error::Os(OsError::ENOMEM)));
     assert_eq!(snapshot(&mut sel, &r), before);
     let key = sel.unregister(2).unwrap();
-    assert_eq!((key.fd(), key.events(), *key.data()), (2, Events::WRITE, 20));
+    assert_eq!(
+        (key.fd(), key.events(), *key.data()),
+        (2, Events::WRITE, 20)
+    );
     assert_eq!(sel.backend().interest(2), None);
 }
 
@@ -470,12 +584,18 @@ fn kernel_failure_in_select_changes_nothing_and_empties_the_batch() {
     // A pending batch with events not handed out yet.
     sel.select(Some(Duration::ZERO)).unwrap();
     sel.backend().fail_next(OsError::EINVAL);
-    assert_eq!(sel.select(Some(Duration::ZERO)), Err(Error::Os(OsError::EINVAL)));
+    assert_eq!(
+        sel.select(Some(Duration::ZERO)),
+        Err(Error::Os(OsError::EINVAL))
+    );
     // The failed select left no batch behind, old or new.
     assert!(sel.next_ready().is_none());
     assert_eq!(snapshot(&mut sel, &r), before);
     // And the next select works and delivers.
-    assert_eq!(select_now(&mut sel), [(1, Events::READ, 10), (3, Events::WRITE, 30)]);
+    assert_eq!(
+        select_now(&mut sel),
+        [(1, Events::READ, 10), (3, Events::WRITE, 30)]
+    );
 }
 
 /// A backend whose event buffer survives a failed `wait` (the contract does
@@ -496,7 +616,11 @@ impl Backend for KeepsBuffer<'_> {
         self.inner.delete(fd, events)
     }
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
-        if self.fail_wait.get() { Err(OsError::EINVAL) } else { self.inner.wait(timeout) }
+        if self.fail_wait.get() {
+            Err(OsError::EINVAL)
+        } else {
+            self.inner.wait(timeout)
+        }
     }
     fn event(&self, index: usize) -> Option<(Token, Events)> {
         self.inner.event(index)
@@ -506,12 +630,17 @@ impl Backend for KeepsBuffer<'_> {
 #[test]
 fn failed_select_never_replays_the_old_batch() {
     let r = SoftReadiness::<M>::new();
-    let mut sel: Selector<KeepsBuffer<'_>, u32, 4> =
-        Selector::new(KeepsBuffer { inner: SoftBackend::new(&r), fail_wait: Cell::new(false) });
+    let mut sel: Selector<KeepsBuffer<'_>, u32, 4> = Selector::new(KeepsBuffer {
+        inner: SoftBackend::new(&r),
+        fail_wait: Cell::new(false),
+    });
     sel.register(1, Events::READ, 1).unwrap();
     r.set(1, Events::READ);
     sel.select(Some(Duration::ZERO)).unwrap();
-    assert_eq!(sel.next_ready().map(|(k, m)| (k.fd(), m)), Some((1, Events::READ)));
+    assert_eq!(
+        sel.next_ready().map(|(k, m)| (k.fd(), m)),
+        Some((1, Events::READ))
+    );
     assert!(sel.next_ready().is_none());
     // The backend still holds that event, but the selector must not hand it
     // out again: the failed select has an empty batch.
@@ -519,13 +648,18 @@ fn failed_select_never_replays_the_old_batch() {
     sel.next_ready().unwrap();
     assert!(sel.backend().event(0).is_some());
     // Fail with the previous batch both fully and partly handed out.
-    let mut sel2: Selector<KeepsBuffer<'_>, u32, 4> =
-        Selector::new(KeepsBuffer { inner: SoftBackend::new(&r), fail_wait: Cell::new(false) });
+    let mut sel2: Selector<KeepsBuffer<'_>, u32, 4> = Selector::new(KeepsBuffer {
+        inner: SoftBackend::new(&r),
+        fail_wait: Cell::new(false),
+    });
     sel2.register(1, Events::READ, 1).unwrap();
     sel2.select(Some(Duration::ZERO)).unwrap();
     for sel in [&mut sel, &mut sel2] {
         sel.backend().fail_wait.set(true);
-        assert_eq!(sel.select(Some(Duration::ZERO)), Err(Error::Os(OsError::EINVAL)));
+        assert_eq!(
+            sel.select(Some(Duration::ZERO)),
+            Err(Error::Os(OsError::EINVAL))
+        );
         assert!(sel.next_ready().is_none());
     }
 }
@@ -550,7 +684,10 @@ fn errors_convert_and_display() {
     let texts: Vec<String> = all.iter().map(ToString::to_string).collect();
     for (i, t) in texts.iter().enumerate() {
         assert!(!t.is_empty());
-        assert!(texts[i + 1..].iter().all(|u| u != t), "duplicate message {t:?}");
+        assert!(
+            texts[i + 1..].iter().all(|u| u != t),
+            "duplicate message {t:?}"
+        );
     }
     for e in all {
         let source = core::error::Error::source(&e);
@@ -564,15 +701,24 @@ fn errors_convert_and_display() {
 fn data_error_display_debug_from() {
     // No Debug or Display needed on the data.
     struct Opaque(u8);
-    let e = DataError { error: Error::Full, data: Opaque(7) };
+    let e = DataError {
+        error: Error::Full,
+        data: Opaque(7),
+    };
     assert_eq!(e.to_string(), Error::Full.to_string());
     let debug = format!("{e:?}");
     assert!(debug.starts_with("DataError"), "{debug}");
     assert!(debug.contains("Full"), "{debug}");
     assert!(core::error::Error::source(&e).is_none());
 
-    let e = DataError { error: Error::Os(OsError::ENOMEM), data: Opaque(8) };
-    assert_eq!(core::error::Error::source(&e).unwrap().to_string(), "os error 12");
+    let e = DataError {
+        error: Error::Os(OsError::ENOMEM),
+        data: Opaque(8),
+    };
+    assert_eq!(
+        core::error::Error::source(&e).unwrap().to_string(),
+        "os error 12"
+    );
     let (error, Opaque(data)) = e.into_parts();
     assert_eq!((error, data), (Error::Os(OsError::ENOMEM), 8));
 
@@ -585,7 +731,13 @@ fn data_error_display_debug_from() {
     let r = SoftReadiness::new();
     let mut sel: Sel<'_, 4> = new_sel(&r);
     assert_eq!(register_twice(&mut sel), Err(Error::AlreadyRegistered));
-    assert_eq!(Error::from(DataError { error: Error::InvalidFd, data: () }), Error::InvalidFd);
+    assert_eq!(
+        Error::from(DataError {
+            error: Error::InvalidFd,
+            data: ()
+        }),
+        Error::InvalidFd
+    );
 }
 
 // --- select -------------------------------------------------------------------
@@ -604,7 +756,12 @@ fn select_masks_readiness_by_registered_events() {
     }
     assert_eq!(
         select_now(&mut sel),
-        [(1, Events::READ, 1), (2, Events::WRITE, 2), (3, RW, 3), (4, Events::READ, 4)]
+        [
+            (1, Events::READ, 1),
+            (2, Events::WRITE, 2),
+            (3, RW, 3),
+            (4, Events::READ, 4)
+        ]
     );
     // Readiness only outside the interest is never delivered.
     for fd in 0..M as RawFd {
@@ -731,7 +888,10 @@ fn idle_hook_is_called_with_the_timeout_when_nothing_is_ready() {
     // Something ready: no idling.
     r.set(1, Events::READ);
     sel.select(None).unwrap();
-    assert_eq!(sel.next_ready().map(|(k, m)| (k.fd(), m)), Some((1, Events::READ)));
+    assert_eq!(
+        sel.next_ready().map(|(k, m)| (k.fd(), m)),
+        Some((1, Events::READ))
+    );
     assert_eq!(calls(), []);
 }
 
@@ -746,7 +906,10 @@ fn idle_hook_readiness_is_seen_by_the_same_select() {
     sel.register(4, Events::READ, 44).unwrap();
     assert_eq!(READY.get(4), Events::empty());
     sel.select(None).unwrap();
-    assert_eq!(sel.next_ready().map(|(k, m)| (k.fd(), m, *k.data())), Some((4, Events::READ, 44)));
+    assert_eq!(
+        sel.next_ready().map(|(k, m)| (k.fd(), m, *k.data())),
+        Some((4, Events::READ, 44))
+    );
     assert!(sel.next_ready().is_none());
 }
 
@@ -763,7 +926,11 @@ const NOISE: usize = 3;
 
 impl Backend for Noisy<'_> {
     fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-        assert_ne!(token, Token::INTERNAL, "the selector handed out the internal token");
+        assert_ne!(
+            token,
+            Token::INTERNAL,
+            "the selector handed out the internal token"
+        );
         self.inner.add(fd, events, token)
     }
     fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
@@ -793,8 +960,10 @@ impl Backend for Noisy<'_> {
 #[test]
 fn internal_and_unknown_tokens_are_skipped() {
     let r = SoftReadiness::<M>::new();
-    let mut sel: Selector<Noisy<'_>, u32, 8> =
-        Selector::new(Noisy { inner: SoftBackend::new(&r), count: 0 });
+    let mut sel: Selector<Noisy<'_>, u32, 8> = Selector::new(Noisy {
+        inner: SoftBackend::new(&r),
+        count: 0,
+    });
     // Nothing registered: only noise, none of it delivered.
     sel.select(Some(Duration::ZERO)).unwrap();
     assert!(sel.next_ready().is_none());
@@ -876,8 +1045,24 @@ fn unregistered_mid_batch_is_never_delivered() {
     take_calls();
     let r = SoftReadiness::new();
     let mut sel: CbSel<'_> = Selector::new(SoftBackend::new(&r));
-    sel.register(3, Events::READ, Cb { f: unregister_peer, arg: 4 }).unwrap();
-    sel.register(4, Events::READ, Cb { f: unregister_peer, arg: 3 }).unwrap();
+    sel.register(
+        3,
+        Events::READ,
+        Cb {
+            f: unregister_peer,
+            arg: 4,
+        },
+    )
+    .unwrap();
+    sel.register(
+        4,
+        Events::READ,
+        Cb {
+            f: unregister_peer,
+            arg: 3,
+        },
+    )
+    .unwrap();
     r.set(3, Events::READ);
     r.set(4, Events::READ);
     assert_eq!(dispatch(&mut sel), 1);
@@ -899,7 +1084,8 @@ fn unregister_middle(sel: &mut CbSel<'_>, fd: RawFd, mask: Events, reuse: u32) {
         let victim = if fd == 4 { 5 } else { 4 };
         let key = sel.unregister(victim).unwrap();
         if reuse == 1 {
-            sel.register(victim, key.events(), Cb { f: fresh, arg: 999 }).unwrap();
+            sel.register(victim, key.events(), Cb { f: fresh, arg: 999 })
+                .unwrap();
         }
     }
 }
@@ -911,7 +1097,15 @@ fn stale_event_in_the_middle_of_a_batch_does_not_end_it() {
         let r = SoftReadiness::new();
         let mut sel: CbSel<'_> = Selector::new(SoftBackend::new(&r));
         for fd in 0..8 {
-            sel.register(fd, Events::READ, Cb { f: unregister_middle, arg: reuse }).unwrap();
+            sel.register(
+                fd,
+                Events::READ,
+                Cb {
+                    f: unregister_middle,
+                    arg: reuse,
+                },
+            )
+            .unwrap();
             r.set(fd, Events::READ);
         }
         // Every fd but the victim is delivered, before and after its slot.
@@ -935,7 +1129,8 @@ fn reuse_peer_fd(sel: &mut CbSel<'_>, fd: RawFd, mask: Events, peer: u32) {
     if sel.get_key(peer).is_some_and(|k| k.data().arg != 999) {
         let old = sel.unregister(peer).unwrap();
         // Same fd, same events: only the registration is new.
-        sel.register(peer, old.events(), Cb { f: fresh, arg: 999 }).unwrap();
+        sel.register(peer, old.events(), Cb { f: fresh, arg: 999 })
+            .unwrap();
     }
 }
 
@@ -944,8 +1139,24 @@ fn fd_reused_mid_batch_does_not_get_the_old_event() {
     take_calls();
     let r = SoftReadiness::new();
     let mut sel: CbSel<'_> = Selector::new(SoftBackend::new(&r));
-    sel.register(3, RW, Cb { f: reuse_peer_fd, arg: 4 }).unwrap();
-    sel.register(4, RW, Cb { f: reuse_peer_fd, arg: 3 }).unwrap();
+    sel.register(
+        3,
+        RW,
+        Cb {
+            f: reuse_peer_fd,
+            arg: 4,
+        },
+    )
+    .unwrap();
+    sel.register(
+        4,
+        RW,
+        Cb {
+            f: reuse_peer_fd,
+            arg: 3,
+        },
+    )
+    .unwrap();
     r.set(3, RW);
     r.set(4, RW);
     assert_eq!(dispatch(&mut sel), 1);
@@ -953,7 +1164,10 @@ fn fd_reused_mid_batch_does_not_get_the_old_event() {
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0].0, "reuse_peer_fd");
     let reused = calls[0].3 as RawFd;
-    assert_eq!(sel.get_key(reused).map(|k| (k.events(), k.data().arg)), Some((RW, 999)));
+    assert_eq!(
+        sel.get_key(reused).map(|k| (k.events(), k.data().arg)),
+        Some((RW, 999))
+    );
     assert_eq!(sel.backend().interest(reused), Some(RW));
     // The new registration is delivered from the next select on (the fd is
     // still ready): only the new handler runs for it.
@@ -968,7 +1182,8 @@ fn replace_peer(sel: &mut CbSel<'_>, fd: RawFd, mask: Events, peer: u32) {
     called("replace_peer", fd, mask, peer);
     if sel.contains(peer as RawFd) {
         sel.unregister(peer as RawFd).unwrap();
-        sel.register(9, Events::READ, Cb { f: fresh, arg: 9 }).unwrap();
+        sel.register(9, Events::READ, Cb { f: fresh, arg: 9 })
+            .unwrap();
     }
 }
 
@@ -977,8 +1192,24 @@ fn slot_reused_mid_batch_does_not_get_the_old_event() {
     take_calls();
     let r = SoftReadiness::new();
     let mut sel: CbSel<'_> = Selector::new(SoftBackend::new(&r));
-    sel.register(3, Events::READ, Cb { f: replace_peer, arg: 4 }).unwrap();
-    sel.register(4, Events::READ, Cb { f: replace_peer, arg: 3 }).unwrap();
+    sel.register(
+        3,
+        Events::READ,
+        Cb {
+            f: replace_peer,
+            arg: 4,
+        },
+    )
+    .unwrap();
+    sel.register(
+        4,
+        Events::READ,
+        Cb {
+            f: replace_peer,
+            arg: 3,
+        },
+    )
+    .unwrap();
     r.set(3, Events::READ);
     r.set(4, Events::READ);
     r.set(9, Events::READ); // ready, but not part of this batch
@@ -999,15 +1230,18 @@ fn unregister_then_register_same_fd_many_times_mid_batch() {
         if sel.get_key(peer).is_some_and(|k| k.data().arg != 999) {
             for _ in 0..100 {
                 let key = sel.unregister(peer).unwrap();
-                sel.register(peer, key.events(), Cb { f: fresh, arg: 999 }).unwrap();
+                sel.register(peer, key.events(), Cb { f: fresh, arg: 999 })
+                    .unwrap();
             }
         }
     }
     take_calls();
     let r = SoftReadiness::new();
     let mut sel: CbSel<'_> = Selector::new(SoftBackend::new(&r));
-    sel.register(3, Events::READ, Cb { f: churn, arg: 4 }).unwrap();
-    sel.register(4, Events::READ, Cb { f: churn, arg: 3 }).unwrap();
+    sel.register(3, Events::READ, Cb { f: churn, arg: 4 })
+        .unwrap();
+    sel.register(4, Events::READ, Cb { f: churn, arg: 3 })
+        .unwrap();
     r.set(3, Events::READ);
     r.set(4, Events::READ);
     assert_eq!(dispatch(&mut sel), 1);
@@ -1019,7 +1253,15 @@ fn narrow_peer(sel: &mut CbSel<'_>, fd: RawFd, mask: Events, peer: u32) {
     called("narrow_peer", fd, mask, peer);
     // Only the first of the two handlers to run narrows.
     if sel.get_key(fd).is_some_and(|k| k.events() == RW) {
-        sel.modify(peer as RawFd, Events::READ, Cb { f: log_only, arg: peer }).unwrap();
+        sel.modify(
+            peer as RawFd,
+            Events::READ,
+            Cb {
+                f: log_only,
+                arg: peer,
+            },
+        )
+        .unwrap();
     }
 }
 
@@ -1028,8 +1270,24 @@ fn modify_mid_batch_masks_pending_readiness() {
     take_calls();
     let r = SoftReadiness::new();
     let mut sel: CbSel<'_> = Selector::new(SoftBackend::new(&r));
-    sel.register(3, RW, Cb { f: narrow_peer, arg: 4 }).unwrap();
-    sel.register(4, RW, Cb { f: narrow_peer, arg: 3 }).unwrap();
+    sel.register(
+        3,
+        RW,
+        Cb {
+            f: narrow_peer,
+            arg: 4,
+        },
+    )
+    .unwrap();
+    sel.register(
+        4,
+        RW,
+        Cb {
+            f: narrow_peer,
+            arg: 3,
+        },
+    )
+    .unwrap();
     r.set(3, RW);
     r.set(4, RW);
     assert_eq!(dispatch(&mut sel), 2);
@@ -1047,7 +1305,10 @@ fn modify_mid_batch_masks_pending_readiness() {
 fn modify_mid_batch_to_events_not_ready_drops_the_pending_event() {
     fn to_write(sel: &mut CbSel<'_>, fd: RawFd, mask: Events, peer: u32) {
         called("to_write", fd, mask, peer);
-        if sel.get_key(peer as RawFd).is_some_and(|k| k.events() == Events::READ) {
+        if sel
+            .get_key(peer as RawFd)
+            .is_some_and(|k| k.events() == Events::READ)
+        {
             sel.modify_events(peer as RawFd, Events::WRITE).unwrap();
         }
         // Narrow itself too, so the peer's handler (if it runs) leaves it.
@@ -1056,8 +1317,24 @@ fn modify_mid_batch_to_events_not_ready_drops_the_pending_event() {
     take_calls();
     let r = SoftReadiness::new();
     let mut sel: CbSel<'_> = Selector::new(SoftBackend::new(&r));
-    sel.register(3, Events::READ, Cb { f: to_write, arg: 4 }).unwrap();
-    sel.register(4, Events::READ, Cb { f: to_write, arg: 3 }).unwrap();
+    sel.register(
+        3,
+        Events::READ,
+        Cb {
+            f: to_write,
+            arg: 4,
+        },
+    )
+    .unwrap();
+    sel.register(
+        4,
+        Events::READ,
+        Cb {
+            f: to_write,
+            arg: 3,
+        },
+    )
+    .unwrap();
     r.set(3, Events::READ);
     r.set(4, Events::READ);
     // The peer was READ-ready, but is now registered for WRITE only.
@@ -1071,14 +1348,17 @@ fn modify_mid_batch_to_events_not_ready_drops_the_pending_event() {
 fn handler_registering_a_new_fd_mid_batch() {
     fn spawn(sel: &mut CbSel<'_>, fd: RawFd, mask: Events, arg: u32) {
         called("spawn", fd, mask, arg);
-        sel.register(arg as RawFd, Events::READ, Cb { f: log_only, arg }).unwrap();
+        sel.register(arg as RawFd, Events::READ, Cb { f: log_only, arg })
+            .unwrap();
         sel.unregister(fd).unwrap();
     }
     take_calls();
     let r = SoftReadiness::new();
     let mut sel: CbSel<'_> = Selector::new(SoftBackend::new(&r));
-    sel.register(1, Events::READ, Cb { f: spawn, arg: 10 }).unwrap();
-    sel.register(2, Events::READ, Cb { f: spawn, arg: 11 }).unwrap();
+    sel.register(1, Events::READ, Cb { f: spawn, arg: 10 })
+        .unwrap();
+    sel.register(2, Events::READ, Cb { f: spawn, arg: 11 })
+        .unwrap();
     for fd in [1, 2, 10, 11] {
         r.set(fd, Events::READ);
     }
@@ -1086,11 +1366,20 @@ fn handler_registering_a_new_fd_mid_batch() {
     assert_eq!(dispatch(&mut sel), 2);
     let mut calls = take_calls();
     calls.sort_unstable_by_key(|c| c.1);
-    assert_eq!(calls, [("spawn", 1, Events::READ, 10), ("spawn", 2, Events::READ, 11)]);
+    assert_eq!(
+        calls,
+        [
+            ("spawn", 1, Events::READ, 10),
+            ("spawn", 2, Events::READ, 11)
+        ]
+    );
     assert_eq!(dispatch(&mut sel), 2);
     let mut calls = take_calls();
     calls.sort_unstable_by_key(|c| c.1);
-    assert_eq!(calls, [("log", 10, Events::READ, 10), ("log", 11, Events::READ, 11)]);
+    assert_eq!(
+        calls,
+        [("log", 10, Events::READ, 10), ("log", 11, Events::READ, 11)]
+    );
 }
 
 // The echo server of the seed (selectors_echo_server.py) on software sources.
@@ -1128,7 +1417,8 @@ fn accept(sel: &mut CbSel<'_>, fd: RawFd, mask: Events, _: u32) {
     // A new socket: readable (data or EOF) and writable.
     WORLD.with(|w| w.borrow_mut().inbox.insert(conn, chunks.into()));
     ECHO_READY.set(conn, RW);
-    sel.register(conn, Events::READ, Cb { f: read, arg: 0 }).unwrap();
+    sel.register(conn, Events::READ, Cb { f: read, arg: 0 })
+        .unwrap();
 }
 
 fn read(sel: &mut CbSel<'_>, conn: RawFd, mask: Events, _: u32) {
@@ -1192,18 +1482,25 @@ fn seed_echo_server_with_fn_pointer_callbacks() {
     });
     ECHO_READY.set(LISTENER, Events::READ);
     let mut sel: CbSel<'static> = Selector::new(SoftBackend::new(&ECHO_READY));
-    sel.register(LISTENER, Events::READ, Cb { f: accept, arg: 0 }).unwrap();
+    sel.register(LISTENER, Events::READ, Cb { f: accept, arg: 0 })
+        .unwrap();
 
     let mut rounds = 0;
     while KEEP_RUNNING.with(Cell::get) {
         rounds += 1;
         assert!(rounds < 50, "the server did not finish");
-        assert!(dispatch(&mut sel) > 0, "nothing ready, but the server is not done");
+        assert!(
+            dispatch(&mut sel) > 0,
+            "nothing ready, but the server is not done"
+        );
     }
 
     WORLD.with(|w| {
         let w = w.borrow();
-        assert_eq!(w.echoed.get(&5).map(Vec::as_slice), Some(&b"hello world"[..]));
+        assert_eq!(
+            w.echoed.get(&5).map(Vec::as_slice),
+            Some(&b"hello world"[..])
+        );
         assert_eq!(w.echoed.get(&6).map(Vec::as_slice), Some(&b"x"[..]));
         assert_eq!(w.echoed.get(&7), None);
         let mut closed = w.closed.clone();
@@ -1212,7 +1509,11 @@ fn seed_echo_server_with_fn_pointer_callbacks() {
         assert!(w.pending_echo.is_empty());
     });
     // Only the listener is left, with the data the last handler gave it.
-    let keys: Vec<_> = sel.map().iter().map(|k| (k.fd(), k.events(), k.data().arg)).collect();
+    let keys: Vec<_> = sel
+        .map()
+        .iter()
+        .map(|k| (k.fd(), k.events(), k.data().arg))
+        .collect();
     assert_eq!(keys, [(LISTENER, Events::READ, 1)]);
     for fd in [5, 6, 7] {
         assert_eq!(sel.backend().interest(fd), None);
@@ -1240,8 +1541,6 @@ static STATIC_READY: SoftReadiness<4> = SoftReadiness::new();
 /// selector needs `&mut` anyway, so a `static` one lives in a mutex.)
 static STATIC_SEL: std::sync::Mutex<Selector<SoftBackend<'static, 4>, u8, 4>> =
     std::sync::Mutex::new(Selector::new(SoftBackend::new(&STATIC_READY)));
-const CONST_SEL: Selector<SoftBackend<'static, 4>, u8, 2> =
-    Selector::new(SoftBackend::new(&STATIC_READY));
 
 const fn assert_send<T: Send>() {}
 const fn assert_sync<T: Sync>() {}
@@ -1260,12 +1559,20 @@ fn selector_in_a_static() {
     sel.register(2, Events::READ, 7).unwrap();
     STATIC_READY.set(2, Events::READ);
     sel.select(Some(Duration::ZERO)).unwrap();
-    assert_eq!(sel.next_ready().map(|(k, m)| (k.fd(), m, *k.data())), Some((2, Events::READ, 7)));
+    assert_eq!(
+        sel.next_ready().map(|(k, m)| (k.fd(), m, *k.data())),
+        Some((2, Events::READ, 7))
+    );
     sel.unregister(2).unwrap();
     STATIC_READY.clear(2, Events::READ);
 
-    let mut local = CONST_SEL;
+    // Evaluated at compile time.
+    let mut local: Selector<SoftBackend<'static, 4>, u8, 2> =
+        const { Selector::new(SoftBackend::new(&STATIC_READY)) };
     local.register(3, Events::WRITE, 1).unwrap();
     local.register(1, Events::WRITE, 2).unwrap();
-    assert_eq!(data_err(local.register(0, Events::WRITE, 3)), (Error::Full, 3));
+    assert_eq!(
+        data_err(local.register(0, Events::WRITE, 3)),
+        (Error::Full, 3)
+    );
 }
