@@ -1,0 +1,24 @@
+//! The selectors echo client of Python's documentation (PyMOTW), in Rust:
+//! `selectors_echo_client [--host localhost] [--port 10000]`.
+
+use std::process::ExitCode;
+
+use ioselect_demos::args::Args;
+use ioselect_demos::seed::{DEFAULT_PORT, run_client};
+
+fn main() -> ExitCode {
+    let run = || -> Result<(), String> {
+        let args = Args::parse(&[])?;
+        args.only(&["host", "port"])?;
+        let host: String = args.get("host", "localhost".to_owned())?;
+        let port: u16 = args.get("port", DEFAULT_PORT)?;
+        run_client(&host, port, Box::new(std::io::stdout())).map_err(|e| e.to_string())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("selectors_echo_client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
