@@ -240,6 +240,14 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The selector's own kernel object (epoll or kqueue fd), through the
+/// backend's `rustix::fd::AsFd`.
+pub fn selector_fd<B: Backend + rustix::fd::AsFd, T, const N: usize>(
+    sel: &Selector<B, T, N>,
+) -> RawFd {
+    rustix::fd::AsRawFd::as_raw_fd(&sel.backend().as_fd())
+}
+
 /// True when `fd` is an open file descriptor (`fcntl(F_GETFD)`).
 pub fn is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only reads the descriptor flags; any int is allowed.
@@ -260,7 +268,11 @@ pub fn dup_at_least(fd: &impl AsRawFd, min: RawFd) -> io::Result<OwnedFd> {
 
 /// `dup2(from, to)`, closing what `to` named. Only under [`serial`], when
 /// `to` is known to be free or owned by the test.
+///
+/// # Panics
+/// When `from` already is `to` (two owners of one fd).
 pub fn dup2(from: &impl AsRawFd, to: RawFd) -> io::Result<OwnedFd> {
+    assert_ne!(from.as_raw_fd(), to, "dup2 onto itself");
     // SAFETY: dup2 makes `to` a new descriptor for `from`'s description; the
     // caller holds `serial()` and knows `to` is free or its own.
     let new = unsafe { libc::dup2(from.as_raw_fd(), to) };

@@ -1,0 +1,362 @@
+//! Tests that depend on fd numbers: closed fds, numbers reused behind the
+//! selector's back, numbers above 1024, the selector's own fd. Every test
+//! here holds `serial()`, so no other test of this binary opens an fd while
+//! one counts on a number staying closed or being reused.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use ioselect_tests::{
+    Bound, DefaultSelector, Error, Events, OsError, RW, RawFd, assert_unchanged, dup_at_least,
+    dup2, fd_of, is_open, raise_nofile, select_ready, selector_fd, serial, socketpair, state,
+    wait_for,
+};
+
+type Sel = DefaultSelector<&'static str, 16>;
+
+/// Closes `s` and returns its (now free) number.
+fn close<S: Into<OwnedFd>>(s: S) -> RawFd {
+    let fd: OwnedFd = s.into();
+    let n = fd.as_raw_fd();
+    drop(fd);
+    assert!(!is_open(n));
+    n
+}
+
+#[test]
+fn register_closed_fd_is_ebadf() {
+    let _serial = serial();
+    let mut sel = Sel::open().unwrap();
+    let (keep, _peer) = socketpair();
+    sel.register(fd_of(&keep), Events::WRITE, "keep").unwrap();
+    let before = state(&mut sel);
+    let (a, b) = socketpair();
+    let closed = close(a);
+    let e = sel.register(closed, Events::READ, "closed").unwrap_err();
+    assert_eq!((e.error, e.data), (Error::Os(OsError::EBADF), "closed"));
+    assert!(sel.get_key(closed).is_none());
+    assert_unchanged(&mut sel, &before);
+    drop(b);
+}
+
+/// Python's `test_unregister_after_fd_close` and `..._after_socket_close`.
+#[test]
+fn unregister_after_the_fd_was_closed() {
+    let _serial = serial();
+    let mut sel = Sel::open().unwrap();
+    let (rd, wr) = socketpair();
+    let (r, w) = (fd_of(&rd), fd_of(&wr));
+    sel.register(r, Events::READ, "r").unwrap();
+    sel.register(w, Events::WRITE, "w").unwrap();
+    close(rd);
+    close(wr);
+    let key = sel.unregister(r).unwrap();
+    assert_eq!(
+        (key.fd(), key.events(), *key.data()),
+        (r, Events::READ, "r")
+    );
+    let key = sel.unregister(w).unwrap();
+    assert_eq!(
+        (key.fd(), key.events(), *key.data()),
+        (w, Events::WRITE, "w")
+    );
+    assert!(sel.is_empty() && sel.map().iter().next().is_none());
+    assert!(select_ready(&mut sel, Some(Duration::from_millis(1))).is_empty());
+    assert_eq!(sel.unregister(r).unwrap_err(), Error::NotRegistered);
+}
+
+/// Python's `test_unregister_after_fd_close_and_reuse`: the numbers name
+/// other sockets by the time they are unregistered.
+#[test]
+fn unregister_after_close_and_reuse() {
+    let _serial = serial();
+    let mut sel = Sel::open().unwrap();
+    let (rd, wr) = socketpair();
+    let (r, w) = (fd_of(&rd), fd_of(&wr));
+    sel.register(r, Events::READ, "r").unwrap();
+    sel.register(w, Events::WRITE, "w").unwrap();
+    let (rd2, wr2) = socketpair();
+    close(rd);
+    close(wr);
+    let r_again = dup2(&rd2, r).unwrap();
+    let w_again = dup2(&wr2, w).unwrap();
+    assert_eq!(sel.unregister(r).unwrap().into_data(), "r");
+    assert_eq!(sel.unregister(w).unwrap().into_data(), "w");
+    assert!(sel.is_empty());
+    // The new sockets behind the numbers register normally.
+    sel.register(r, Events::READ, "r2").unwrap();
+    sel.register(w, Events::WRITE, "w2").unwrap();
+    (&wr2).write_all(b"x").unwrap();
+    let ready = wait_for(&mut sel, r, Events::READ);
+    assert_eq!(ready, Events::READ);
+    drop((r_again, w_again));
+}
+
+/// An fd closed while registered, its number reused by a new socket before
+/// `unregister`: the new socket does not inherit the old key, no stale event
+/// reaches it, a `modify` that the kernel refuses leaves the old key, and
+/// after `unregister` the new socket registers normally.
+#[test]
+fn closed_while_registered_then_number_reused() {
+    let _serial = serial();
+    let mut sel = Sel::open().unwrap();
+    let (old, old_peer) = socketpair();
+    let n = fd_of(&old);
+    sel.register(n, Events::READ, "old").unwrap();
+    // Opened before the close, so it cannot take the number itself.
+    let (fresh, fresh_peer) = socketpair();
+    close(old);
+    drop(old_peer);
+
+    let reused = dup2(&fresh, n).unwrap();
+    drop(fresh); // `n` is now the only fd of the new socket
+    let reused = UnixStream::from(reused);
+    assert_eq!(reused.as_raw_fd(), n);
+    let before = state(&mut sel);
+    assert_eq!(before.keys, [(n, Events::READ, "old")]);
+
+    // The new socket is readable, but it is not registered: nothing.
+    (&fresh_peer).write_all(b"new data").unwrap();
+    assert!(select_ready(&mut sel, Some(Duration::from_millis(20))).is_empty());
+
+    // Registering the number again: the old key is still there.
+    let e = sel.register(n, Events::READ, "new").unwrap_err();
+    assert_eq!((e.error, e.data), (Error::AlreadyRegistered, "new"));
+    assert_unchanged(&mut sel, &before);
+
+    // Unregister returns the old key; then the new socket registers and
+    // gets its own events with its own data.
+    assert_eq!(sel.unregister(n).unwrap().into_data(), "old");
+    sel.register(n, Events::READ, "new").unwrap();
+    assert_eq!(
+        select_ready(&mut sel, Some(Duration::from_secs(5))),
+        [(n, Events::READ, "new")]
+    );
+    let mut buf = [0u8; 16];
+    assert_eq!((&reused).read(&mut buf).unwrap(), 8);
+}
+
+/// The same, but the old socket lives on in a `dup`, so the kernel keeps
+/// reporting it under the old registration: those events are stale and
+/// must never reach the new key.
+#[test]
+fn stale_kernel_events_of_a_duplicated_fd_never_reach_the_new_key() {
+    let _serial = serial();
+    let mut sel = Sel::open().unwrap();
+    let (old, old_peer) = socketpair();
+    let n = fd_of(&old);
+    sel.register(n, Events::READ, "old").unwrap();
+    let old_dup = dup_at_least(&old, 0).unwrap(); // keeps the description alive
+    let (fresh, fresh_peer) = socketpair();
+    close(old);
+
+    let reused = dup2(&fresh, n).unwrap();
+    drop(fresh);
+    assert_eq!(sel.unregister(n).unwrap().into_data(), "old");
+    sel.register(n, Events::READ, "new").unwrap();
+
+    // Only the old description is readable. On epoll it is still in the
+    // interest set under the old token; whatever the kernel reports, no key
+    // may come out of it.
+    (&old_peer).write_all(b"stale").unwrap();
+    for _ in 0..3 {
+        assert!(select_ready(&mut sel, Some(Duration::from_millis(10))).is_empty());
+    }
+    // Now the new socket: reported once, with the new data.
+    (&fresh_peer).write_all(b"fresh").unwrap();
+    assert_eq!(
+        select_ready(&mut sel, Some(Duration::from_secs(5))),
+        [(n, Events::READ, "new")]
+    );
+    drop((reused, old_dup));
+}
+
+/// epoll watches file descriptions: after the number was closed and reused,
+/// a `modify` reaches a kernel that does not know the new socket (`ENOENT`),
+/// and the old key (events and data) stays as it was.
+#[test]
+#[cfg_attr(
+    any(
+        target_vendor = "apple",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ),
+    ignore = "kqueue watches fd numbers: adding a filter on the reused number succeeds, for the new socket"
+)]
+fn modify_of_a_reused_number_is_refused_and_keeps_the_old_key() {
+    let _serial = serial();
+    let mut sel = Sel::open().unwrap();
+    let (old, _old_peer) = socketpair();
+    let n = fd_of(&old);
+    sel.register(n, Events::READ, "old").unwrap();
+    let (fresh, _fresh_peer) = socketpair();
+    close(old);
+    let reused = dup2(&fresh, n).unwrap();
+    let before = state(&mut sel);
+    let e = sel.modify(n, RW, "new").unwrap_err();
+    assert_eq!((e.error, e.data), (Error::Os(OsError::ENOENT), "new"));
+    assert_eq!(
+        sel.modify_events(n, Events::WRITE).unwrap_err(),
+        Error::Os(OsError::ENOENT)
+    );
+    assert_unchanged(&mut sel, &before);
+    assert_eq!(sel.unregister(n).unwrap().into_data(), "old");
+    drop(reused);
+}
+
+/// A `modify` that fails in the kernel (the fd was closed) keeps the old
+/// key, hands the new data back, and leaves the other keys alone.
+#[test]
+fn failed_kernel_modify_keeps_the_old_key() {
+    let _serial = serial();
+    let mut sel = Sel::open().unwrap();
+    let (other, _other_peer) = socketpair();
+    sel.register(fd_of(&other), Events::WRITE, "other").unwrap();
+    let (a, _b) = socketpair();
+    let n = fd_of(&a);
+    sel.register(n, Events::READ, "old").unwrap();
+    close(a);
+    let before = state(&mut sel);
+    let e = sel.modify(n, Events::WRITE, "new").unwrap_err();
+    assert_eq!((e.error, e.data), (Error::Os(OsError::EBADF), "new"));
+    assert_eq!(
+        sel.modify_events(n, RW).unwrap_err(),
+        Error::Os(OsError::EBADF)
+    );
+    assert_unchanged(&mut sel, &before);
+    // Same events: no kernel call, so the data change succeeds.
+    assert_eq!(sel.modify(n, Events::READ, "same").unwrap(), "old");
+    // And it can still be unregistered.
+    assert_eq!(sel.unregister(n).unwrap().into_data(), "same");
+}
+
+/// CPython's `test_above_fd_setsize`, at the numbers that break `select(2)`:
+/// fds above 1024 register, report in both directions and unregister.
+#[test]
+fn fds_above_1024() {
+    let _serial = serial();
+    let limit = raise_nofile(4200).unwrap();
+    assert!(limit >= 4200, "RLIMIT_NOFILE hard limit too low: {limit}");
+    let mut sel = DefaultSelector::<usize, 16>::open().unwrap();
+    let mut ends: Vec<UnixStream> = Vec::new();
+    let mut low_peers: Vec<UnixStream> = Vec::new();
+    for min in [1025, 1500, 4000] {
+        let (a, b) = socketpair();
+        let high_a = UnixStream::from(dup_at_least(&a, min).unwrap());
+        let high_b = UnixStream::from(dup_at_least(&b, min + 50).unwrap());
+        assert!(fd_of(&high_a) >= min && fd_of(&high_b) >= min + 50);
+        drop((a, b));
+        ends.push(high_a);
+        ends.push(high_b);
+    }
+    // A low one in the same selector.
+    let (low, low_peer) = socketpair();
+    ends.push(low);
+    low_peers.push(low_peer);
+
+    for (i, s) in ends.iter().enumerate() {
+        sel.register(fd_of(s), RW, i).unwrap();
+    }
+    // All writable; none readable.
+    let ready = select_ready(&mut sel, Some(Duration::from_secs(5)));
+    assert_eq!(ready.len(), ends.len());
+    assert!(ready.iter().all(|r| r.1 == Events::WRITE));
+    // Each high pair talks both ways.
+    for pair in 0..3 {
+        let (x, y) = (&ends[2 * pair], &ends[2 * pair + 1]);
+        for (from, to) in [(x, y), (y, x)] {
+            (&*from).write_all(b"high").unwrap();
+            let mask = wait_for(&mut sel, fd_of(to), Events::READ);
+            assert_eq!(mask, RW);
+            let mut buf = [0u8; 8];
+            assert_eq!((&*to).read(&mut buf).unwrap(), 4);
+            assert_eq!(&buf[..4], b"high");
+        }
+    }
+    for s in &ends {
+        sel.modify_events(fd_of(s), Events::READ).unwrap();
+    }
+    assert!(select_ready(&mut sel, Some(Duration::ZERO)).is_empty());
+    for (i, s) in ends.iter().enumerate() {
+        assert_eq!(sel.unregister(fd_of(s)).unwrap().into_data(), i);
+    }
+    assert!(sel.is_empty());
+}
+
+/// Many fds at once, numbered past 1024, all reported by one select.
+#[test]
+fn many_fds_reported_together() {
+    let _serial = serial();
+    const PAIRS: usize = 600; // 1200 fds: numbers pass 1024
+    raise_nofile(4200).unwrap();
+    let mut sel = DefaultSelector::<usize, 1300>::open().unwrap();
+    let pairs: Vec<(UnixStream, UnixStream)> = (0..PAIRS).map(|_| socketpair()).collect();
+    let mut max_fd = 0;
+    for (i, (a, b)) in pairs.iter().enumerate() {
+        sel.register(fd_of(a), Events::READ, i).unwrap();
+        sel.register(fd_of(b), Events::WRITE, i).unwrap();
+        max_fd = max_fd.max(fd_of(a)).max(fd_of(b));
+    }
+    assert!(max_fd > 1024, "max fd {max_fd}");
+    let ready = select_ready(&mut sel, Some(Duration::from_secs(5)));
+    assert_eq!(ready.len(), PAIRS, "all writers, no reader");
+    assert!(ready.iter().all(|r| r.1 == Events::WRITE));
+    for (_, b) in &pairs {
+        (&*b).write_all(b"!").unwrap();
+    }
+    // Readers become ready (allow a few selects for delivery).
+    let mut seen = std::collections::HashSet::new();
+    let mut bound = Bound::new("many readers", 100);
+    while seen.len() < PAIRS {
+        bound.tick();
+        for (fd, mask, i) in select_ready(&mut sel, Some(Duration::from_millis(100))) {
+            if mask == Events::READ {
+                assert_eq!(fd, fd_of(&pairs[i].0));
+                seen.insert(i);
+            }
+        }
+    }
+}
+
+/// `close` (and drop) release the kernel object: the selector's own fd is
+/// closed, the registered fds stay open.
+#[test]
+fn close_releases_the_selector_fd() {
+    let _serial = serial();
+    let (a, b) = socketpair();
+    for consume in [true, false] {
+        let mut sel = Sel::open().unwrap();
+        let own = selector_fd(&sel);
+        assert!(is_open(own));
+        sel.register(fd_of(&a), Events::READ, "a").unwrap();
+        sel.register(fd_of(&b), Events::WRITE, "b").unwrap();
+        if consume {
+            sel.close();
+        } else {
+            drop(sel);
+        }
+        assert!(!is_open(own), "selector fd {own} still open");
+        assert!(is_open(fd_of(&a)) && is_open(fd_of(&b)));
+    }
+    // The sockets still work.
+    (&b).write_all(b"ok").unwrap();
+    let mut buf = [0u8; 2];
+    let mut bound = Bound::new("read after close", 1000);
+    loop {
+        bound.tick();
+        match (&a).read(&mut buf) {
+            Ok(n) => {
+                assert_eq!(&buf[..n], b"ok");
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
