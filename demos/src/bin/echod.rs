@@ -1,0 +1,666 @@
+//! `echod`: a production echo server on ioselect's `DefaultSelector`.
+//!
+//! ```text
+//! echod --port P [--host H] [--threads N] [--max-conns M]
+//!       [--idle-timeout SECS] [--nofile LIMIT] [--count-allocs]
+//! ```
+//!
+//! Prints `listening on H:P` once every thread is ready (the real port when
+//! `P` is 0), and on SIGINT/SIGTERM shuts down gracefully and exits 0.
+//!
+//! - **Fixed memory.** Each connection has a fixed 16 KiB buffer, allocated
+//!   with the connection table at start-up; after start-up the server does
+//!   not allocate at all (`--count-allocs` prints the count at shutdown).
+//! - **Backpressure.** Data is echoed from the buffer as the peer accepts it
+//!   (WRITE interest while a write is pending). A peer that sends without
+//!   reading fills its buffer, and then stops being read (READ interest
+//!   dropped) until it reads, so its data waits in the kernel, not here.
+//! - **Half-close.** After the peer's end of file, everything read is still
+//!   echoed, then the connection is closed.
+//! - **Bad peers** (reset, idle, floods of connects) only cost their own
+//!   slot. At `--max-conns` the listener is taken out of the selector until
+//!   a slot frees up (pending connects wait in the kernel's backlog).
+//!   `--idle-timeout` closes peers idle that long (default: never).
+//! - **Out of file descriptors** (`accept` fails with EMFILE/ENFILE): the
+//!   listener stays readable, so a naive loop would spin. echod keeps one
+//!   spare fd: it closes it, accepts the pending connection, closes that at
+//!   once (the client sees its connection closed), and reopens the spare.
+//!   If even that fails, it stops watching the listener for 100 ms.
+//! - **Signals.** SIGINT/SIGTERM set a flag and call each thread's `Waker`
+//!   (async-signal-safe), so a blocked `select` returns at once.
+//! - **`--threads N`**: N threads, each with its own selector and its own
+//!   listening socket, sharing the port through `SO_REUSEPORT`.
+//! - `--nofile LIMIT` lowers the soft `RLIMIT_NOFILE` first (for testing).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Barrier, OnceLock};
+use std::time::{Duration, Instant};
+
+use ioselect_demos::args::Args;
+use ioselect_demos::io_error;
+use ioselect_demos::platform::{DefaultSelector, Events, Waker};
+use rustix::io::Errno;
+use rustix::net::{
+    AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, accept_with, bind, listen, recv,
+    send, socket_with, sockopt,
+};
+
+/// Bytes of buffer per connection.
+const BUF: usize = 16 * 1024;
+/// Keys per selector (so connections per thread, plus the listener).
+const CAP: usize = 4096;
+/// Most threads (and so wakers) the signal handler knows of.
+const MAX_THREADS: usize = 64;
+/// Connections accepted per listener event, so a connect flood cannot
+/// starve the connections already open.
+const ACCEPT_BATCH: usize = 64;
+/// How long the listener rests after an `accept` error the spare fd could
+/// not absorb.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Key data of the listening socket; connections use their slot index.
+const LISTENER: u32 = u32::MAX;
+
+type Sel = DefaultSelector<u32, CAP>;
+
+// ---- allocation counting -------------------------------------------------
+
+/// The system allocator, counting every allocation (alloc, zeroed alloc and
+/// realloc), so `--count-allocs` can show that serving does not allocate.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the same arguments, so
+// `System`'s guarantees hold; the counter is a side effect only.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` through this allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System` through this allocator and the
+        // caller upholds `GlobalAlloc::realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+// ---- signals -------------------------------------------------------------
+
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+static WAKERS: [OnceLock<Waker>; MAX_THREADS] = [const { OnceLock::new() }; MAX_THREADS];
+
+/// SIGINT/SIGTERM: set the flag, wake every selector. Only atomics and
+/// `Waker::wake` (one `write`), all async-signal-safe.
+extern "C" fn on_signal(_signal: libc::c_int) {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+    for waker in &WAKERS {
+        if let Some(w) = waker.get() {
+            let _ = w.wake();
+        }
+    }
+}
+
+fn install_signal_handlers() -> io::Result<()> {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: an all-zero `sigaction` is a valid value of the C struct
+        // (no handler, empty mask, no flags) before we fill it in.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        // SAFETY: `action.sa_mask` is a valid, owned `sigset_t`.
+        unsafe { libc::sigemptyset(&mut action.sa_mask) };
+        // SAFETY: `action` is fully initialised and `on_signal` is an
+        // `extern "C"` function that only does async-signal-safe work.
+        if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+// ---- options -------------------------------------------------------------
+
+struct Options {
+    addr: SocketAddr,
+    threads: usize,
+    max_conns: usize,
+    idle_timeout: Option<Duration>,
+    nofile: Option<u64>,
+    count_allocs: bool,
+}
+
+const USAGE: &str = "usage: echod --port P [--host H] [--threads N] [--max-conns M] \
+                     [--idle-timeout SECS] [--nofile LIMIT] [--count-allocs]";
+
+fn options() -> Result<Options, String> {
+    let args = Args::parse(&["count-allocs", "help"])?;
+    if args.flag("help") {
+        return Err(String::new());
+    }
+    args.only(&[
+        "port",
+        "host",
+        "threads",
+        "max-conns",
+        "idle-timeout",
+        "nofile",
+        "count-allocs",
+        "help",
+    ])?;
+    let port: u32 = args.get("port", u32::MAX)?;
+    if port == u32::MAX {
+        return Err("--port is required".to_owned());
+    }
+    let port = u16::try_from(port).map_err(|_| format!("invalid port {port}"))?;
+    let host: String = args.get("host", "127.0.0.1".to_owned())?;
+    // Literal addresses only (no resolver, so a static build needs no NSS).
+    let ip: IpAddr = match host.as_str() {
+        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        h => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| format!("--host must be an IP address, not {h:?}"))?,
+    };
+    let threads: usize = args.get("threads", 1)?;
+    if !(1..=MAX_THREADS).contains(&threads) {
+        return Err(format!("--threads must be 1 to {MAX_THREADS}"));
+    }
+    let max_conns: usize = args.get("max-conns", 1024)?;
+    if max_conns == 0 || max_conns.div_ceil(threads) > CAP - 1 {
+        return Err(format!("--max-conns must be 1 to {} per thread", CAP - 1));
+    }
+    let idle: u64 = args.get("idle-timeout", 0)?;
+    let nofile: u64 = args.get("nofile", 0)?;
+    Ok(Options {
+        addr: SocketAddr::new(ip, port),
+        threads,
+        max_conns,
+        idle_timeout: (idle > 0).then(|| Duration::from_secs(idle)),
+        nofile: (nofile > 0).then_some(nofile),
+        count_allocs: args.flag("count-allocs"),
+    })
+}
+
+// ---- listening sockets ---------------------------------------------------
+
+fn listener(addr: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let fd = socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    if reuse_port {
+        sockopt::set_socket_reuseport(&fd, true)?;
+    }
+    bind(&fd, &addr)?;
+    listen(&fd, 1024)?;
+    Ok(fd)
+}
+
+fn local_addr(fd: &OwnedFd) -> io::Result<SocketAddr> {
+    SocketAddr::try_from(rustix::net::getsockname(fd)?)
+        .map_err(|_| io::Error::other("not an inet socket"))
+}
+
+/// A spare fd kept open so that, out of fds, one can be freed to accept
+/// (and close) a pending connection.
+fn spare_fd() -> Option<OwnedFd> {
+    rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()
+}
+
+// ---- one thread's server ------------------------------------------------
+
+/// One connection's state; its buffer is `slab[slot * BUF..][..BUF]`.
+/// Bytes `start..end` of the buffer are read but not yet echoed.
+struct Conn {
+    fd: Option<OwnedFd>,
+    start: usize,
+    end: usize,
+    /// The peer sent its end of file.
+    eof: bool,
+    /// What the key is registered for.
+    interest: Events,
+    last_active: Instant,
+}
+
+/// Counters a thread reports at shutdown.
+#[derive(Default, Clone, Copy)]
+struct Stats {
+    accepted: u64,
+    /// Connections accepted and closed at once because fds ran out.
+    rejected: u64,
+    /// `accept` errors other than "no connection pending".
+    accept_errors: u64,
+    idle_closed: u64,
+}
+
+/// Why the listener is out of the selector.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Paused {
+    No,
+    /// Every slot is taken: back when one frees up.
+    Full,
+    /// After an accept error: back at this instant.
+    Until(Instant),
+    /// Shutting down: never back.
+    Stopped,
+}
+
+struct Server {
+    sel: Box<Sel>,
+    listener: OwnedFd,
+    paused: Paused,
+    spare: Option<OwnedFd>,
+    conns: Vec<Conn>,
+    slab: Vec<u8>,
+    free: Vec<u32>,
+    idle_timeout: Option<Duration>,
+    stats: Stats,
+}
+
+impl Server {
+    fn new(
+        listener: OwnedFd,
+        max_conns: usize,
+        idle_timeout: Option<Duration>,
+    ) -> io::Result<Self> {
+        let mut sel = Box::new(Sel::open().map_err(io_error)?);
+        sel.register(listener.as_raw_fd(), Events::READ, LISTENER)
+            .map_err(|e| io_error(e.error))?;
+        let now = Instant::now();
+        let conns = (0..max_conns)
+            .map(|_| Conn {
+                fd: None,
+                start: 0,
+                end: 0,
+                eof: false,
+                interest: Events::READ,
+                last_active: now,
+            })
+            .collect();
+        // `calloc`-backed: pages are only touched by connections that use them.
+        let slab = vec![0u8; max_conns * BUF];
+        let free = (0..max_conns as u32).rev().collect();
+        Ok(Self {
+            sel,
+            listener,
+            paused: Paused::No,
+            spare: spare_fd(),
+            conns,
+            slab,
+            free,
+            idle_timeout,
+            stats: Stats::default(),
+        })
+    }
+
+    fn run(&mut self) -> io::Result<Stats> {
+        let mut last_sweep = Instant::now();
+        while !SHUTDOWN.load(Ordering::SeqCst) {
+            let timeout = match (self.paused, self.idle_timeout) {
+                (Paused::Until(_), _) => Some(ACCEPT_PAUSE),
+                (_, Some(_)) => Some(Duration::from_secs(1)),
+                _ => None,
+            };
+            self.sel.select(timeout).map_err(io_error)?;
+            while let Some((key, mask)) = self.sel.next_ready() {
+                let slot = *key.data();
+                if slot == LISTENER {
+                    self.accept_some();
+                } else {
+                    self.serve(slot as usize, mask);
+                }
+            }
+            let now = Instant::now();
+            if let Paused::Until(t) = self.paused
+                && now >= t
+            {
+                self.resume_listener();
+            }
+            if let Some(idle) = self.idle_timeout
+                && now.duration_since(last_sweep) >= Duration::from_secs(1)
+            {
+                last_sweep = now;
+                self.close_idle(now, idle);
+            }
+        }
+        self.shutdown();
+        Ok(self.stats)
+    }
+
+    fn pause_listener(&mut self, why: Paused) {
+        if self.paused == Paused::No && self.sel.unregister(self.listener.as_raw_fd()).is_ok() {
+            self.paused = why;
+        }
+    }
+
+    fn resume_listener(&mut self) {
+        if self.paused != Paused::No
+            && self
+                .sel
+                .register(self.listener.as_raw_fd(), Events::READ, LISTENER)
+                .is_ok()
+        {
+            self.paused = Paused::No;
+        }
+    }
+
+    /// Accepts pending connections, at most `ACCEPT_BATCH`.
+    fn accept_some(&mut self) {
+        for _ in 0..ACCEPT_BATCH {
+            let Some(&slot) = self.free.last() else {
+                self.pause_listener(Paused::Full);
+                return;
+            };
+            match accept_with(&self.listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
+                Ok(fd) => {
+                    let raw = fd.as_raw_fd();
+                    if self.sel.register(raw, Events::READ, slot).is_err() {
+                        // Cannot happen with a free slot and a fresh fd; if
+                        // it does, the connection is dropped (closed).
+                        self.stats.accept_errors += 1;
+                        continue;
+                    }
+                    self.free.pop();
+                    let c = &mut self.conns[slot as usize];
+                    *c = Conn {
+                        fd: Some(fd),
+                        start: 0,
+                        end: 0,
+                        eof: false,
+                        interest: Events::READ,
+                        last_active: Instant::now(),
+                    };
+                    self.stats.accepted += 1;
+                }
+                Err(Errno::AGAIN) => return,
+                // The peer gave up before we accepted: next one.
+                Err(Errno::INTR | Errno::CONNABORTED | Errno::PROTO) => {}
+                Err(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM) => {
+                    self.stats.accept_errors += 1;
+                    // Out of fds: use the spare to take the pending connection
+                    // off the backlog (closing it at once), so the listener is
+                    // no longer readable for it and the loop does not spin.
+                    let rejected = match self.spare.take() {
+                        Some(spare) => {
+                            drop(spare);
+                            // Accepted and closed at once (dropped).
+                            accept_with(&self.listener, SocketFlags::CLOEXEC).is_ok()
+                        }
+                        None => false,
+                    };
+                    self.spare = spare_fd();
+                    if rejected {
+                        self.stats.rejected += 1;
+                    }
+                    if !rejected || self.spare.is_none() {
+                        self.pause_listener(Paused::Until(Instant::now() + ACCEPT_PAUSE));
+                        return;
+                    }
+                }
+                Err(_) => {
+                    self.stats.accept_errors += 1;
+                    self.pause_listener(Paused::Until(Instant::now() + ACCEPT_PAUSE));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads what fits, echoes what the peer takes, then sets the interest:
+    /// READ while there is room and no end of file, WRITE while data waits.
+    fn serve(&mut self, slot: usize, mask: Events) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Some(fd) = c.fd.as_ref() else {
+            return;
+        };
+        let buf = &mut self.slab[slot * BUF..][..BUF];
+        c.last_active = Instant::now();
+
+        if mask.contains(Events::READ) && !c.eof {
+            loop {
+                if c.end == BUF {
+                    if c.start == 0 {
+                        break; // full: backpressure
+                    }
+                    buf.copy_within(c.start..c.end, 0);
+                    c.end -= c.start;
+                    c.start = 0;
+                }
+                match recv(fd, &mut buf[c.end..], RecvFlags::empty()) {
+                    Ok((0, _)) => {
+                        c.eof = true;
+                        break;
+                    }
+                    Ok((n, _)) => c.end += n,
+                    Err(Errno::AGAIN) => break,
+                    Err(Errno::INTR) => {}
+                    Err(_) => return self.close(slot), // reset, or worse
+                }
+            }
+        }
+
+        while c.start < c.end {
+            match send(fd, &buf[c.start..c.end], SendFlags::NOSIGNAL) {
+                Ok(n) => c.start += n,
+                Err(Errno::AGAIN) => break,
+                Err(Errno::INTR) => {}
+                Err(_) => return self.close(slot), // reset, broken pipe
+            }
+        }
+        if c.start == c.end {
+            c.start = 0;
+            c.end = 0;
+        }
+        if c.eof && c.end == 0 {
+            // Half-closed and everything echoed: done.
+            return self.close(slot);
+        }
+
+        let mut want = Events::empty();
+        if !c.eof && (c.end < BUF || c.start > 0) {
+            want |= Events::READ;
+        }
+        if c.start < c.end {
+            want |= Events::WRITE;
+        }
+        // Never empty: with no room there is data to write, and after end
+        // of file with nothing left the connection was closed above.
+        if want != c.interest {
+            let raw = fd.as_raw_fd();
+            if self.sel.modify_events(raw, want).is_ok() {
+                c.interest = want;
+            } else {
+                self.close(slot);
+            }
+        }
+    }
+
+    fn close(&mut self, slot: usize) {
+        let Some(fd) = self.conns[slot].fd.take() else {
+            return;
+        };
+        let _ = self.sel.unregister(fd.as_raw_fd());
+        drop(fd);
+        self.free.push(slot as u32);
+        if self.paused == Paused::Full {
+            self.resume_listener();
+        }
+    }
+
+    fn close_idle(&mut self, now: Instant, idle: Duration) {
+        for slot in 0..self.conns.len() {
+            let c = &self.conns[slot];
+            if c.fd.is_some() && now.duration_since(c.last_active) >= idle {
+                self.stats.idle_closed += 1;
+                self.close(slot);
+            }
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, give each connection one last
+    /// chance to take its pending echo, close everything.
+    fn shutdown(&mut self) {
+        self.pause_listener(Paused::Stopped);
+        self.paused = Paused::Stopped;
+        for slot in 0..self.conns.len() {
+            let c = &mut self.conns[slot];
+            if let Some(fd) = c.fd.as_ref() {
+                let buf = &self.slab[slot * BUF..][..BUF];
+                if c.start < c.end {
+                    let _ = send(fd.as_fd(), &buf[c.start..c.end], SendFlags::NOSIGNAL);
+                }
+                self.close(slot);
+            }
+        }
+    }
+}
+
+// ---- main ----------------------------------------------------------------
+
+fn main() -> ExitCode {
+    let opts = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("echod: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echod: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(opts: &Options) -> io::Result<()> {
+    if let Some(limit) = opts.nofile {
+        let old = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        rustix::process::setrlimit(
+            rustix::process::Resource::Nofile,
+            rustix::process::Rlimit {
+                current: Some(limit),
+                maximum: old.maximum,
+            },
+        )?;
+    }
+    install_signal_handlers()?;
+
+    // Bind every listener here, so `listening on` comes only once all are
+    // bound (the first one picks the port when it is 0).
+    let reuse_port = opts.threads > 1;
+    let first = listener(opts.addr, reuse_port)?;
+    let addr = local_addr(&first)?;
+    let mut listeners = vec![first];
+    for _ in 1..opts.threads {
+        listeners.push(listener(addr, reuse_port)?);
+    }
+
+    let per_thread = opts.max_conns.div_ceil(opts.threads);
+    let ready = Barrier::new(opts.threads + 1);
+    let idle = opts.idle_timeout;
+    // Allocated before start-up ends, so that collecting the results does
+    // not count.
+    let mut results: Vec<io::Result<Stats>> = Vec::with_capacity(opts.threads);
+    std::thread::scope(|s| -> io::Result<()> {
+        let handles: Vec<_> = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let ready = &ready;
+                s.spawn(move || {
+                    let server = Server::new(l, per_thread, idle).and_then(|server| {
+                        let waker =
+                            Waker::new(server.sel.backend()).map_err(|e| io_error(e.into()))?;
+                        let _ = WAKERS[i].set(waker);
+                        Ok(server)
+                    });
+                    ready.wait();
+                    server?.run()
+                })
+            })
+            .collect();
+        ready.wait();
+        let mut out = io::stdout().lock();
+        writeln!(out, "listening on {addr}")?;
+        out.flush()?;
+        drop(out);
+        let at_start = ALLOCATIONS.load(Ordering::SeqCst);
+
+        for h in handles {
+            results.push(
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("thread panicked"))),
+            );
+        }
+        let allocated = ALLOCATIONS.load(Ordering::SeqCst) - at_start;
+        if opts.count_allocs {
+            writeln!(io::stdout(), "allocations after start-up: {allocated}")?;
+        }
+        Ok(())
+    })?;
+
+    let mut total = Stats::default();
+    let mut first_error = None;
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(s) => {
+                println!("thread {i}: {} connections accepted", s.accepted);
+                total.accepted += s.accepted;
+                total.rejected += s.rejected;
+                total.accept_errors += s.accept_errors;
+                total.idle_closed += s.idle_closed;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    println!(
+        "shutting down: {} connections accepted, {} rejected for lack of fds, \
+         {} accept errors, {} closed idle",
+        total.accepted, total.rejected, total.accept_errors, total.idle_closed
+    );
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
