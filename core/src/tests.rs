@@ -1533,6 +1533,62 @@ fn seed_echo_server_with_fn_pointer_callbacks() {
     sel.close();
 }
 
+// --- Selector::open ------------------------------------------------------------
+
+std::thread_local! {
+    static OPEN_FAILS: Cell<Option<OsError>> = const { Cell::new(None) };
+}
+static OPEN_READY: SoftReadiness<M> = SoftReadiness::new();
+
+/// A backend that opens without arguments, like epoll and kqueue do.
+struct Openable(SoftBackend<'static, M>);
+
+impl crate::OpenBackend for Openable {
+    fn open() -> Result<Self, OsError> {
+        match OPEN_FAILS.with(Cell::take) {
+            Some(e) => Err(e),
+            None => Ok(Self(SoftBackend::new(&OPEN_READY))),
+        }
+    }
+}
+
+impl Backend for Openable {
+    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+        self.0.add(fd, events, token)
+    }
+    fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
+        self.0.modify(fd, old, new, token)
+    }
+    fn delete(&mut self, fd: RawFd, events: Events) -> Result<(), OsError> {
+        self.0.delete(fd, events)
+    }
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
+        self.0.wait(timeout)
+    }
+    fn event(&self, index: usize) -> Option<(Token, Events)> {
+        self.0.event(index)
+    }
+}
+
+#[test]
+fn open_creates_the_backend_or_reports_why_not() {
+    const EMFILE: OsError = OsError::from_raw(24);
+    OPEN_FAILS.with(|f| f.set(Some(EMFILE)));
+    let failed = Selector::<Openable, u32, 4>::open();
+    assert_eq!(failed.err(), Some(Error::Os(EMFILE)));
+
+    let mut sel = Selector::<Openable, u32, 4>::open().unwrap();
+    assert!(sel.is_empty());
+    sel.register(6, Events::READ, 60).unwrap();
+    OPEN_READY.set(6, Events::READ);
+    sel.select(Some(Duration::ZERO)).unwrap();
+    assert_eq!(
+        sel.next_ready().map(|(k, m)| (k.fd(), m, *k.data())),
+        Some((6, Events::READ, 60))
+    );
+    sel.close();
+}
+
 // --- const construction --------------------------------------------------------
 
 static STATIC_READY: SoftReadiness<4> = SoftReadiness::new();
