@@ -73,7 +73,9 @@ impl<const M: usize> Default for SoftReadiness<M> {
 /// It cannot sleep by itself: when nothing is ready and the timeout is not
 /// zero, `wait` calls the idle hook (if one is set, e.g. one that executes
 /// `wfi` or advances a test's clock) once with the timeout and looks again.
-/// Without a hook it returns no events. `wait` scans all `M` sources.
+/// Without a hook it returns no events. `wait` scans all `M` sources and
+/// reports the ready ones in ascending order (a deterministic order tests
+/// may rely on).
 pub struct SoftBackend<'r, const M: usize> {
     readiness: &'r SoftReadiness<M>,
     interest: [Option<(Events, Token)>; M],

@@ -15,9 +15,9 @@
 //! PROPTEST_CASES=100000 cargo test -p ioselect-core --test model --release
 //! ```
 //!
-//! The model assumes one documented-by-code property of `SoftBackend`: a
-//! `wait` reports ready sources in ascending fd order. The model uses that
-//! order to know which pending events `next_ready` has already passed.
+//! The model relies on one documented property of `SoftBackend`: `wait`
+//! reports ready sources in ascending fd order. The model uses that order to
+//! know which pending events `next_ready` has already passed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
