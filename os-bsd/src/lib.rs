@@ -1,6 +1,97 @@
 //! # ioselect-bsd
 //!
-//! The kqueue backend of ioselect for macOS, iOS, FreeBSD, NetBSD, OpenBSD
-//! and DragonFly. On other targets this crate is empty.
+//! The kqueue backend of ioselect for macOS, iOS, FreeBSD, DragonFly, NetBSD
+//! and OpenBSD (exactly the targets where `rustix::event::kqueue` exists):
+//! Python's `selectors.KqueueSelector`, with no heap and no `std`. On other
+//! targets the backend is absent and only the core re-exports remain.
+//!
+//! This crate re-exports all of [`ioselect_core`], so after one `cfg` that
+//! picks the crate, code is the same as with `ioselect-linux`:
+//!
+//! ```
+//! # #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd",
+//! #           target_os = "dragonfly", target_os = "netbsd", target_os = "openbsd"))]
+//! # fn main() -> Result<(), ioselect_bsd::Error> {
+//! use core::time::Duration;
+//! use ioselect_bsd::{DefaultSelector, Events};
+//!
+//! let mut sel = DefaultSelector::<&str, 16>::open()?;
+//! let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+//! # use std::os::fd::AsRawFd;
+//! sel.register(a.as_raw_fd(), Events::READ | Events::WRITE, "a")?;
+//! sel.select(Some(Duration::from_secs(1)))?;
+//! // kqueue reports the write filter alone here; read and write of one fd
+//! // would come merged, once.
+//! let (key, mask) = sel.next_ready().expect("a socket is writable");
+//! assert_eq!((*key.data(), mask), ("a", Events::WRITE));
+//! assert!(sel.next_ready().is_none());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(any(target_os = "macos", target_os = "ios", target_os = "freebsd",
+//! #               target_os = "dragonfly", target_os = "netbsd", target_os = "openbsd")))]
+//! # fn main() {}
+//! ```
+//!
+//! # Platform notes
+//! - Readiness is level-triggered, like Python's selectors.
+//! - `EV_EOF` and `EV_ERROR` are reported as `READ | WRITE`, the way the
+//!   epoll backend reports `EPOLLHUP`/`EPOLLERR`: masked by the key's
+//!   events, a reader sees end of file (or the error) on its next read and a
+//!   writer the error on its next write.
+//! - Unlike Python's `KqueueSelector`, which can return one key twice in a
+//!   `select` (once per filter), each fd comes at most once, its read and
+//!   write readiness merged.
+//! - kqueue ties registrations to fds, not open files: closing an fd drops
+//!   its filters, and `unregister` of a closed fd succeeds.
+//!
+//! # Portability
+//! 64-bit targets only: the selector's 64-bit [`Token`] travels in kevent's
+//! pointer-sized `udata`. The `Waker` uses `EVFILT_USER` on Apple's OSes,
+//! FreeBSD and DragonFly, and a pipe on NetBSD and OpenBSD.
 #![no_std]
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub use ioselect_core::*;
+
+#[cfg(all(kqueue, not(target_pointer_width = "64")))]
+compile_error!(
+    "ioselect-bsd needs 64-bit pointers: the selector's 64-bit Token is stored in kevent's \
+     pointer-sized udata"
+);
+
+// The parts that need no syscall, on every target (and tested on Linux).
+#[cfg_attr(not(kqueue), allow(dead_code))]
+mod changes;
+#[cfg_attr(not(kqueue), allow(dead_code))]
+mod ready;
+#[cfg_attr(not(kqueue), allow(dead_code))]
+mod timeout;
+
+#[cfg(kqueue)]
+mod kqueue;
+#[cfg(kqueue)]
+mod sys;
+#[cfg(kqueue)]
+mod waker;
+
+#[cfg(kqueue)]
+pub use kqueue::Kqueue;
+#[cfg(kqueue)]
+pub use waker::Waker;
+
+/// A selector over kqueue: Python's `selectors.KqueueSelector`, with at most
+/// `N` keys carrying data `T`. Its wait buffer holds the read and write
+/// events of `N` fds, so one `select` can report every registered fd.
+#[cfg(kqueue)]
+pub type KqueueSelector<T, const N: usize> = Selector<Kqueue<N>, T, N>;
+
+/// The best selector for this platform: [`KqueueSelector`] (Python's
+/// `selectors.DefaultSelector`). `ioselect_linux::DefaultSelector` is the
+/// same API over epoll.
+#[cfg(kqueue)]
+pub type DefaultSelector<T, const N: usize> = KqueueSelector<T, N>;

@@ -1,0 +1,367 @@
+//! The kqueue backend.
+
+use core::ffi::c_void;
+use core::mem::MaybeUninit;
+use core::time::Duration;
+
+use ioselect_core::{Backend, Events, OpenBackend, OsError, RawFd, Token};
+use rustix::event::Timespec;
+use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::io::{Errno, FdFlags};
+use rustix::time::{ClockId, clock_gettime};
+
+use crate::changes::{Change, Changes, Failure, Filter, Op, settle};
+use crate::sys;
+use crate::timeout::{Deadline, Sleep};
+
+/// A kqueue with a fixed buffer for the read and write events of `E` file
+/// descriptors, implementing [`Backend`]: Python's `select.kqueue` as a
+/// selector backend.
+///
+/// Create it with [`Selector::open`](ioselect_core::Selector::open) through
+/// [`DefaultSelector`](crate::DefaultSelector), or with [`Kqueue::new`] (or
+/// [`OpenBackend::open`]) and [`Selector::new`](ioselect_core::Selector::new).
+///
+/// - Each registration is one `EVFILT_READ` and/or one `EVFILT_WRITE` filter,
+///   level-triggered. `register`, `modify` and `unregister` each make one
+///   `kevent` call with one change list; `modify` changes only the filters
+///   that differ. Every change asks for a receipt (`EV_RECEIPT`) that is
+///   checked on its own; when part of a list fails, the applied part is
+///   undone, so the kernel is as before the call.
+/// - kqueue reports read and write readiness of one fd as two events; `wait`
+///   merges them, so each fd comes once per `select`.
+/// - The buffer holds `2 * E` kevents: both filters of `E` fds. The
+///   selector aliases use `E = N`, so one `select` can report every
+///   registered fd. With a smaller `E`, the fds that do not fit come in the
+///   next `select` (readiness is level-triggered).
+///
+/// # Memory
+/// Inline, no heap: `2 * E` `struct kevent`s (32 bytes each on macOS, 64 on
+/// FreeBSD) plus `16 * E` bytes of merged results.
+///
+/// # References
+///  - [Apple]
+///  - [FreeBSD]
+///  - [OpenBSD]
+///  - [NetBSD]
+///  - [DragonFly BSD]
+///
+/// [Apple]: https://developer.apple.com/library/archive/documentation/System/Conceptual/ManPages_iPhoneOS/man2/kqueue.2.html
+/// [FreeBSD]: https://man.freebsd.org/cgi/man.cgi?query=kqueue&sektion=2
+/// [OpenBSD]: https://man.openbsd.org/kqueue.2
+/// [NetBSD]: https://man.netbsd.org/kqueue.2
+/// [DragonFly BSD]: https://man.dragonflybsd.org/?command=kqueue&section=2
+#[doc(alias = "kqueue")]
+pub struct Kqueue<const E: usize = 256> {
+    fd: OwnedFd,
+    /// What `kevent` returned: up to one read and one write event per fd.
+    raw: [[MaybeUninit<Event>; 2]; E],
+    /// The merged events of the last `wait`: `ready[..len]`.
+    ready: [(Token, Events); E],
+    len: usize,
+}
+
+impl<const E: usize> Kqueue<E> {
+    /// `kqueue()`, then `FD_CLOEXEC`: a new kqueue.
+    ///
+    /// # Errors
+    /// `EMFILE`/`ENFILE` when out of fds, `ENOMEM`.
+    ///
+    /// # Panics
+    /// Fails to compile (a `const` assertion) when `E` is 0 or `2 * E` does
+    /// not fit a C `int`.
+    #[doc(alias = "kqueue")]
+    pub fn new() -> Result<Self, OsError> {
+        const {
+            assert!(E > 0, "the event buffer E must hold at least 1 fd");
+            assert!(E <= (i32::MAX / 2) as usize, "2 * E must fit a C int");
+        }
+        let fd = kqueue::kqueue().map_err(os_error)?;
+        // kqueues are not inherited across fork, but the fd would survive an
+        // exec; `kqueue1`/`kqueuex` are not on every BSD, so set it after.
+        rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC).map_err(os_error)?;
+        Ok(Self {
+            fd,
+            raw: [[const { MaybeUninit::uninit() }; 2]; E],
+            ready: [(Token::INTERNAL, Events::empty()); E],
+            len: 0,
+        })
+    }
+
+    /// Makes the changes of `changes` for `fd` with one `kevent` call, and
+    /// undoes the applied part if another part fails. `token` is the
+    /// registration's token; `None` (a delete, which has none) means
+    /// applied deletes cannot be undone (see [`Backend::delete`] below).
+    fn submit(&self, fd: RawFd, changes: &Changes, token: Option<Token>) -> Result<(), OsError> {
+        match self.apply(fd, changes, token) {
+            Ok(()) => Ok(()),
+            Err(failure) => {
+                if token.is_some() {
+                    // Best effort: if the undo fails too, the kernel refused
+                    // to restore a state it held a moment ago; the caller
+                    // still learns the first error, which is what failed.
+                    let _ = self.apply(fd, &failure.undo, token);
+                }
+                Err(failure.error)
+            }
+        }
+    }
+
+    /// One `kevent` call with `changes` for `fd`, each with `EV_RECEIPT`,
+    /// settled receipt by receipt.
+    fn apply(&self, fd: RawFd, changes: &Changes, token: Option<Token>) -> Result<(), Failure> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let changes_slice = changes.as_slice();
+        let udata = udata(token.unwrap_or(Token::INTERNAL));
+        let mut native = [Event::new(EventFilter::Read(fd), EventFlags::empty(), udata); 2];
+        for (slot, change) in native.iter_mut().zip(changes_slice) {
+            *slot = kevent_change(fd, *change, udata);
+        }
+        let native = native.get(..changes_slice.len()).unwrap_or(&[]);
+        let mut buf = [const { MaybeUninit::<Event>::uninit() }; 2];
+        let mut receipts = [(Filter::Read, 0i64); 2];
+        let mut count = 0;
+        match sys::kevent(self.fd.as_fd(), native, &mut buf, Some(&POLL)) {
+            Ok(returned) => {
+                for ev in returned.iter() {
+                    let filter = match ev.filter() {
+                        EventFilter::Read(_) => Filter::Read,
+                        EventFilter::Write(_) => Filter::Write,
+                        _ => continue,
+                    };
+                    // With `EV_RECEIPT` every entry is a receipt with
+                    // `EV_ERROR` set and the errno (0: success) in `data`;
+                    // an entry without it is not a receipt.
+                    if !ev.flags().contains(EventFlags::ERROR) {
+                        continue;
+                    }
+                    if let Some(slot) = receipts.get_mut(count) {
+                        *slot = (filter, ev.data());
+                        count += 1;
+                    }
+                }
+            }
+            // The call as a whole was refused (a bad kqueue fd, a bad
+            // address): per-change errors go into receipts, so none of the
+            // changes was made and there is nothing to undo.
+            Err(e) => {
+                return Err(Failure {
+                    error: os_error(e),
+                    undo: Changes::EMPTY,
+                });
+            }
+        }
+        settle(changes, receipts.get(..count).unwrap_or(&[]))
+    }
+}
+
+/// A zero timeout: change-list calls never wait. (Their receipts fill the
+/// event list, so kevent returns without scanning anyway.)
+const POLL: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 0,
+};
+
+/// A [`Change`] for `fd` as a `struct kevent`, with `EV_RECEIPT`.
+fn kevent_change(fd: RawFd, change: Change, udata: *mut c_void) -> Event {
+    let filter = match change.filter {
+        Filter::Read => EventFilter::Read(fd),
+        Filter::Write => EventFilter::Write(fd),
+    };
+    let flags = match change.op {
+        Op::Add => EventFlags::ADD,
+        Op::Delete => EventFlags::DELETE,
+    };
+    Event::new(filter, flags | EventFlags::RECEIPT, udata)
+}
+
+/// A token as kevent's `udata`: a pointer-sized integer the kernel hands
+/// back unchanged (never dereferenced; no provenance).
+#[inline]
+pub(crate) fn udata(token: Token) -> *mut c_void {
+    // Lossless: the crate only builds for 64-bit pointers (see lib.rs).
+    core::ptr::without_provenance_mut(token.0 as usize)
+}
+
+/// The token in a returned event's `udata`.
+#[inline]
+fn token_of(ev: &Event) -> Token {
+    // Lossless: `usize` is 64 bits here.
+    Token(ev.udata().addr() as u64)
+}
+
+/// A returned event → its token and readiness.
+#[inline]
+fn readiness_of(ev: &Event) -> (Token, Events) {
+    let filter = match ev.filter() {
+        EventFilter::Read(_) => Some(Filter::Read),
+        EventFilter::Write(_) => Some(Filter::Write),
+        _ => None,
+    };
+    let flags = ev.flags();
+    let events = crate::ready::readiness(
+        filter,
+        flags.contains(EventFlags::EOF),
+        flags.contains(EventFlags::ERROR),
+    );
+    (token_of(ev), events)
+}
+
+/// One `struct kevent` with `EV_RECEIPT` on `kq`, checked: the waker's
+/// registration and trigger.
+pub(crate) fn apply_one(kq: BorrowedFd<'_>, change: Event) -> Result<(), OsError> {
+    let mut buf = [const { MaybeUninit::<Event>::uninit() }; 1];
+    let returned = sys::kevent(kq, &[change], &mut buf, Some(&POLL)).map_err(os_error)?;
+    match returned.first() {
+        Some(receipt) if receipt.flags().contains(EventFlags::ERROR) => match receipt.data() {
+            0 => Ok(()),
+            errno => Err(OsError::from_raw(
+                i32::try_from(errno).unwrap_or(OsError::EINVAL.raw()),
+            )),
+        },
+        // kevent writes one receipt per change; without one, the outcome
+        // is unknown.
+        _ => Err(OsError::from_raw(5)), // EIO
+    }
+}
+
+/// A rustix error as core's `OsError`.
+#[inline]
+pub(crate) fn os_error(e: Errno) -> OsError {
+    OsError::from_raw(e.raw_os_error())
+}
+
+/// Now, on the monotonic clock.
+#[inline]
+fn now() -> Duration {
+    let t = clock_gettime(ClockId::Monotonic);
+    // CLOCK_MONOTONIC is never negative.
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// A sleep (at most `timeout::MAX_SLEEP`, 10⁸ s) as a `timespec`.
+#[inline]
+fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: d.subsec_nanos().into(),
+    }
+}
+
+impl<const E: usize> OpenBackend for Kqueue<E> {
+    /// [`Kqueue::new`].
+    fn open() -> Result<Self, OsError> {
+        Self::new()
+    }
+}
+
+impl<const E: usize> Backend for Kqueue<E> {
+    /// `EV_ADD` of `EVFILT_READ` and/or `EVFILT_WRITE`, in one `kevent`
+    /// call. If one filter is refused, the other is deleted again.
+    #[doc(alias = "kevent")]
+    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+        self.submit(
+            fd,
+            &Changes::transition(Events::empty(), events),
+            Some(token),
+        )
+    }
+
+    /// `EV_ADD` of the filters only `new` has and `EV_DELETE` of the ones
+    /// only `old` has, in one `kevent` call; a filter in both is untouched.
+    /// If part of it is refused, the applied part is undone.
+    #[doc(alias = "kevent")]
+    fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
+        self.submit(fd, &Changes::transition(old, new), Some(token))
+    }
+
+    /// `EV_DELETE` of the registered filters, in one `kevent` call. A receipt
+    /// of `EBADF` (the fd was closed, which removed its filters) or `ENOENT`
+    /// (the filter is gone: closed, number maybe reused) means the filter is
+    /// not watched, so it counts as success, as in Python.
+    ///
+    /// Any other refusal is returned. If the other filter's delete went
+    /// through, it stays deleted: a delete carries no token to add it back
+    /// with. The kernel then watches less than the key says, which heals:
+    /// the next `modify` or `unregister` of the key treats the missing
+    /// filter as already gone. (No such errno is known: deleting an existing
+    /// filter does not fail.)
+    #[doc(alias = "kevent")]
+    fn delete(&mut self, fd: RawFd, events: Events) -> Result<(), OsError> {
+        self.submit(fd, &Changes::transition(events, Events::empty()), None)
+    }
+
+    /// `kevent` with an empty change list into the buffer, then the merge.
+    /// No rounding: the timeout is passed as a `timespec`. An early return
+    /// or `EINTR` waits again for the time that is left on the monotonic
+    /// clock; sleeps longer than 10⁸ s are split; `Duration::MAX` is
+    /// "forever".
+    #[doc(alias = "kevent")]
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
+        self.len = 0;
+        let start = now();
+        let deadline = Deadline::new(start, timeout);
+        let mut sleep = deadline.sleep(start).timeout();
+        loop {
+            let ts = sleep.map(timespec);
+            match sys::kevent(
+                self.fd.as_fd(),
+                &[],
+                self.raw.as_flattened_mut(),
+                ts.as_ref(),
+            ) {
+                // Any event ends the wait, even if the merge drops it (the
+                // waker's): a wake-up is an empty batch.
+                Ok(events) if !events.is_empty() => {
+                    self.len = crate::ready::merge(events, readiness_of, &mut self.ready);
+                    return Ok(self.len);
+                }
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(os_error(e)),
+            }
+            match deadline.sleep(now()) {
+                Sleep::Expired => return Ok(0),
+                next => sleep = next.timeout(),
+            }
+        }
+    }
+
+    #[inline]
+    fn event(&self, index: usize) -> Option<(Token, Events)> {
+        self.ready.get(..self.len)?.get(index).copied()
+    }
+}
+
+impl<const E: usize> AsFd for Kqueue<E> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl<const E: usize> core::fmt::Debug for Kqueue<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Kqueue")
+            .field("fd", &self.fd)
+            .field("capacity", &E)
+            .finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<const E: usize> defmt::Format for Kqueue<E> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        use rustix::fd::AsRawFd;
+        defmt::write!(
+            f,
+            "Kqueue {{ fd: {=i32}, capacity: {=usize} }}",
+            self.fd.as_raw_fd(),
+            E
+        );
+    }
+}

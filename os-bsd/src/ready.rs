@@ -1,0 +1,209 @@
+//! Returned kevents → readiness, independent of the syscall: the
+//! `native → Events` mapping and the merge into one result per fd.
+//!
+//! Compiled on every target (and unit-tested on Linux); the `kqueue` module
+//! reads the fields out of each `struct kevent` and calls these.
+
+use ioselect_core::{Events, Token};
+
+use crate::changes::Filter;
+
+/// The readiness one returned kevent reports: `filter` is `None` for a filter
+/// this crate does not register for fds (the waker's `EVFILT_USER`), `eof`
+/// and `error` are its `EV_EOF` and `EV_ERROR` flags.
+///
+/// `EVFILT_READ` is [`Events::READ`] and `EVFILT_WRITE` is
+/// [`Events::WRITE`]. `EV_EOF` (the peer hung up, or a pending socket error,
+/// which kqueue reports as `EV_EOF` with the errno in `fflags`) and
+/// `EV_ERROR` are reported as `READ | WRITE`, the way the epoll backend
+/// reports `EPOLLHUP`/`EPOLLERR` and the `Backend` contract asks, so a reader
+/// sees end of file (or the error) on its next read and a writer the error on
+/// its next write. The selector masks this with the key's events.
+#[must_use]
+pub(crate) fn readiness(filter: Option<Filter>, eof: bool, error: bool) -> Events {
+    let Some(filter) = filter else {
+        return Events::empty();
+    };
+    if eof || error {
+        return Events::READ | Events::WRITE;
+    }
+    match filter {
+        Filter::Read => Events::READ,
+        Filter::Write => Events::WRITE,
+    }
+}
+
+/// Merges returned events into one `(token, events)` per token, written to
+/// the front of `out`; returns how many were written.
+///
+/// kqueue reports `EVFILT_READ` and `EVFILT_WRITE` of one fd as two events;
+/// the selector wants one per fd. `raw` is sorted by token in place (no heap,
+/// O(n log n)) and each run of equal tokens is OR-ed together. Events tagged
+/// [`Token::INTERNAL`] (the waker) and events with no readiness are dropped:
+/// their only job was to end the wait. When `out` is full the remaining runs
+/// are dropped too; readiness is level-triggered, so they come again in the
+/// next wait.
+pub(crate) fn merge<E>(
+    raw: &mut [E],
+    read: impl Fn(&E) -> (Token, Events),
+    out: &mut [(Token, Events)],
+) -> usize {
+    raw.sort_unstable_by_key(|e| read(e).0.0);
+    let mut count = 0;
+    let mut run: Option<(Token, Events)> = None;
+    for (token, events) in raw.iter().map(&read) {
+        if token == Token::INTERNAL || events.is_empty() {
+            continue;
+        }
+        match &mut run {
+            Some((t, e)) if *t == token => *e |= events,
+            _ => {
+                if let Some(done) = run.replace((token, events))
+                    && !emit(out, &mut count, done)
+                {
+                    return count;
+                }
+            }
+        }
+    }
+    if let Some(done) = run {
+        emit(out, &mut count, done);
+    }
+    count
+}
+
+/// Writes `item` at `out[*count]` and counts it; false when `out` is full.
+fn emit(out: &mut [(Token, Events)], count: &mut usize, item: (Token, Events)) -> bool {
+    match out.get_mut(*count) {
+        Some(slot) => {
+            *slot = item;
+            *count += 1;
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R: Events = Events::READ;
+    const W: Events = Events::WRITE;
+    const RW: Events = Events::READ.union(Events::WRITE);
+
+    /// A stand-in for `struct kevent`: token (`udata`), filter, `EV_EOF`.
+    type Raw = (Token, Option<Filter>, bool);
+
+    fn read(raw: &Raw) -> (Token, Events) {
+        (raw.0, readiness(raw.1, raw.2, false))
+    }
+
+    /// Merges `raw` into an output of `M` slots; returns the used part.
+    fn merged<const M: usize>(raw: &mut [Raw]) -> Out<M> {
+        let mut out = [(Token(0), Events::empty()); M];
+        let n = merge(raw, read, &mut out);
+        Out(out, n)
+    }
+
+    struct Out<const M: usize>([(Token, Events); M], usize);
+
+    impl<const M: usize> Out<M> {
+        fn as_slice(&self) -> &[(Token, Events)] {
+            &self.0[..self.1]
+        }
+    }
+
+    #[test]
+    fn filter_mapping() {
+        assert_eq!(readiness(Some(Filter::Read), false, false), R);
+        assert_eq!(readiness(Some(Filter::Write), false, false), W);
+        // Hang-up and error reach both interests, as epoll's HUP/ERR do.
+        assert_eq!(readiness(Some(Filter::Read), true, false), RW);
+        assert_eq!(readiness(Some(Filter::Write), true, false), RW);
+        assert_eq!(readiness(Some(Filter::Read), false, true), RW);
+        assert_eq!(readiness(Some(Filter::Write), true, true), RW);
+        // Filters not used for fds (EVFILT_USER) carry no readiness.
+        assert_eq!(readiness(None, false, false), Events::empty());
+        assert_eq!(readiness(None, true, true), Events::empty());
+    }
+
+    #[test]
+    fn read_and_write_of_one_fd_become_one_result() {
+        let mut raw = [
+            (Token(7), Some(Filter::Read), false),
+            (Token(3), Some(Filter::Write), false),
+            (Token(7), Some(Filter::Write), false),
+        ];
+        let out = merged::<4>(&mut raw);
+        assert_eq!(out.as_slice(), [(Token(3), W), (Token(7), RW)]);
+    }
+
+    #[test]
+    fn every_token_appears_once_with_the_union_of_its_events() {
+        // 40 events over 8 tokens in a scrambled order (no two adjacent).
+        let mut raw = [(Token(0), None, false); 40];
+        for (i, slot) in raw.iter_mut().enumerate() {
+            let token = Token(((i * 5) % 8) as u64);
+            let filter = if i % 3 == 0 {
+                Filter::Write
+            } else {
+                Filter::Read
+            };
+            *slot = (token, Some(filter), false);
+        }
+        let expected: [(Token, Events); 8] = core::array::from_fn(|t| {
+            let mut events = Events::empty();
+            for i in 0..40 {
+                if (i * 5) % 8 == t {
+                    events |= if i % 3 == 0 { W } else { R };
+                }
+            }
+            (Token(t as u64), events)
+        });
+        let out = merged::<16>(&mut raw);
+        assert_eq!(out.as_slice(), expected);
+    }
+
+    #[test]
+    fn eof_on_one_filter_reports_both() {
+        let mut raw = [
+            (Token(1), Some(Filter::Read), true),
+            (Token(2), Some(Filter::Write), true),
+        ];
+        let out = merged::<2>(&mut raw);
+        assert_eq!(out.as_slice(), [(Token(1), RW), (Token(2), RW)]);
+    }
+
+    #[test]
+    fn internal_and_empty_events_are_dropped() {
+        let mut raw = [
+            (Token::INTERNAL, None, false),
+            (Token(5), Some(Filter::Read), false),
+            (Token::INTERNAL, Some(Filter::Read), false),
+            (Token(6), None, false),
+        ];
+        let out = merged::<4>(&mut raw);
+        assert_eq!(out.as_slice(), [(Token(5), R)]);
+
+        let mut only_waker = [(Token::INTERNAL, None, false)];
+        assert_eq!(merged::<4>(&mut only_waker).as_slice(), []);
+        assert_eq!(merged::<4>(&mut []).as_slice(), []);
+    }
+
+    #[test]
+    fn a_full_output_keeps_the_first_runs_whole() {
+        let mut raw = [
+            (Token(3), Some(Filter::Read), false),
+            (Token(1), Some(Filter::Read), false),
+            (Token(2), Some(Filter::Write), false),
+            (Token(1), Some(Filter::Write), false),
+            (Token(2), Some(Filter::Read), false),
+        ];
+        let out = merged::<2>(&mut raw);
+        // Token 3 is left for the next wait; 1 and 2 are complete.
+        assert_eq!(out.as_slice(), [(Token(1), RW), (Token(2), RW)]);
+        let mut raw = [(Token(9), Some(Filter::Read), false)];
+        assert_eq!(merged::<0>(&mut raw).as_slice(), []);
+    }
+}
