@@ -56,7 +56,7 @@ use crate::timeout::{Deadline, Sleep};
 pub struct Kqueue<const E: usize = 256> {
     fd: OwnedFd,
     /// What `kevent` returned: up to one read and one write event per fd.
-    raw: [[MaybeUninit<Event>; 2]; E],
+    raw: sys::EventBuffer<E>,
     /// The merged events of the last `wait`: `ready[..len]`.
     ready: [(Token, Events); E],
     len: usize,
@@ -83,7 +83,7 @@ impl<const E: usize> Kqueue<E> {
         rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC).map_err(os_error)?;
         Ok(Self {
             fd,
-            raw: [[const { MaybeUninit::uninit() }; 2]; E],
+            raw: sys::EventBuffer::new(),
             ready: [(Token::INTERNAL, Events::empty()); E],
             len: 0,
         })
@@ -310,12 +310,7 @@ impl<const E: usize> Backend for Kqueue<E> {
         let mut sleep = deadline.sleep(start).timeout();
         loop {
             let ts = sleep.map(timespec);
-            match sys::kevent(
-                self.fd.as_fd(),
-                &[],
-                self.raw.as_flattened_mut(),
-                ts.as_ref(),
-            ) {
+            match sys::kevent(self.fd.as_fd(), &[], self.raw.as_uninit_mut(), ts.as_ref()) {
                 // Any event ends the wait, even if the merge drops it (the
                 // waker's): a wake-up is an empty batch.
                 Ok(events) if !events.is_empty() => {

@@ -95,3 +95,13 @@ pub type KqueueSelector<T, const N: usize> = Selector<Kqueue<N>, T, N>;
 /// same API over epoll.
 #[cfg(kqueue)]
 pub type DefaultSelector<T, const N: usize> = KqueueSelector<T, N>;
+
+// The selector, its backend and the waker cross threads (checked whenever
+// this crate is type-checked for a kqueue target).
+#[cfg(kqueue)]
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Kqueue>();
+    send_sync::<KqueueSelector<(), 1>>();
+    send_sync::<Waker>();
+};

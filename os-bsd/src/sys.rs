@@ -41,3 +41,28 @@ pub(crate) fn kevent<'a>(
     let (filled, _) = unsafe { kqueue::kevent_timespec(kq, changes, events, timeout)? };
     Ok(filled)
 }
+
+/// The wait buffer: room for `2 * E` kevents (a read and a write event for
+/// each of `E` fds), uninitialised until `kevent` fills it.
+pub(crate) struct EventBuffer<const E: usize>([[MaybeUninit<Event>; 2]; E]);
+
+impl<const E: usize> EventBuffer<E> {
+    /// An unfilled buffer.
+    pub(crate) const fn new() -> Self {
+        Self([[const { MaybeUninit::uninit() }; 2]; E])
+    }
+
+    /// The whole buffer, for `kevent` to fill.
+    pub(crate) fn as_uninit_mut(&mut self) -> &mut [MaybeUninit<Event>] {
+        self.0.as_flattened_mut()
+    }
+}
+
+// SAFETY: `struct kevent` is neither `Send` nor `Sync` only because its
+// `udata` field has a pointer type. This crate stores a token there (an
+// integer, without provenance), never an address, and never dereferences
+// it; the kernel treats it as opaque. So the buffer is plain data that may
+// move to another thread.
+unsafe impl<const E: usize> Send for EventBuffer<E> {}
+// SAFETY: as for `Send`; and `&EventBuffer` gives no access at all.
+unsafe impl<const E: usize> Sync for EventBuffer<E> {}
