@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Cross-target type checks (issue 3, "Checks that run here").
+#
+# The rustup toolchain here has only the x86_64 Linux target, so this uses
+# Debian's rustc-web/cargo-web/rust-web-src (a rustc with the standard
+# library's source) and builds core/std for each target with -Zbuild-std
+# (RUSTC_BOOTSTRAP=1 unlocks -Z on that stable compiler). Nothing is linked
+# or run: these are `cargo check`s.
+#
+#   - ioselect-bsd and the tests crate with its tests, for the six kqueue
+#     targets (FreeBSD, macOS x86_64 and arm64, NetBSD, OpenBSD, DragonFly);
+#   - ioselect-core, with and without `defmt`, for two bare-metal targets,
+#     building only `core`: proof that it needs neither std nor alloc;
+#   - ioselect-linux for aarch64 Linux.
+#
+# Needs root for apt-get when the packages are missing. Uses its own target
+# directory (target-cross/, git-ignored). Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/cargo ] || [ ! -x /usr/bin/rustc ] || [ ! -d /usr/lib/rustlib/src/rust/library ]; then
+  echo "cross-check: installing rustc-web cargo-web rust-web-src (Debian)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq rustc-web cargo-web rust-web-src >/dev/null
+fi
+
+# Debian's compiler, not rustup's proxies (which come first on PATH).
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_DIR="$PWD/target-cross" CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
+unset RUSTFLAGS RUSTDOCFLAGS
+cargo=/usr/bin/cargo
+"$cargo" --version
+"$RUSTC" --version
+
+start=$(date +%s)
+check() {
+  printf '\n--- [%4ss] cargo check %s\n' "$(( $(date +%s) - start ))" "$*"
+  # --locked: the workspace's Cargo.lock is used as it is, never rewritten.
+  "$cargo" check --locked -q "$@"
+}
+
+for target in x86_64-unknown-freebsd x86_64-apple-darwin aarch64-apple-darwin \
+              x86_64-unknown-netbsd x86_64-unknown-openbsd x86_64-unknown-dragonfly; do
+  # Default -Zbuild-std set (std, and `test` for the test harnesses).
+  check -Zbuild-std --target "$target" -p ioselect-bsd -p ioselect-tests --tests
+done
+# The optional integration, once, on one kqueue target.
+check -Zbuild-std=core --target x86_64-unknown-freebsd -p ioselect-bsd --features defmt
+
+for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
+  check -Zbuild-std=core --target "$target" -p ioselect-core
+  check -Zbuild-std=core --target "$target" -p ioselect-core --features defmt
+done
+
+check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux
+check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --features defmt
+
+printf '\ncross-check: all passed in %ss\n' "$(( $(date +%s) - start ))"
