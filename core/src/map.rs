@@ -2,7 +2,7 @@
 
 use heapless::Vec;
 
-use crate::{Events, RawFd, SelectorKey, Token};
+use crate::{Error, Events, RawFd, SelectorKey, Token};
 
 /// End of a chain (bucket chain or free list).
 const NIL: u32 = u32::MAX;
@@ -142,6 +142,17 @@ impl<T, const N: usize> KeyMap<T, N> {
         let slot = &mut self.slots[index as usize];
         let token = Token::new(index, slot.generation);
         slot.key.as_mut().map(|key| (key, token))
+    }
+
+    /// The key of a registered `fd` and its token, decided as Python's
+    /// `_fileobj_lookup` + `_fd_to_key` do: a negative fd is invalid, not
+    /// just unknown.
+    #[inline]
+    pub(crate) fn lookup(&mut self, fd: RawFd) -> Result<(&mut SelectorKey<T>, Token), Error> {
+        if fd < 0 {
+            return Err(Error::InvalidFd);
+        }
+        self.get_mut(fd).ok_or(Error::NotRegistered)
     }
 
     /// The token the next `insert` will use, or `None` when the table is full.

@@ -71,15 +71,17 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     /// Registers `fd` for `events` with `data` (Python's `register`).
     ///
     /// # Errors
-    /// [`Error::InvalidFd`] for a negative fd, [`Error::InvalidEvents`],
-    /// [`Error::AlreadyRegistered`], [`Error::Full`], or the kernel's
+    /// In Python's order of checks: [`Error::InvalidEvents`],
+    /// [`Error::InvalidFd`] for a negative fd, [`Error::AlreadyRegistered`],
+    /// [`Error::Full`], or the kernel's
     /// [`Error::Os`]. The data comes back in the error, and neither the table
     /// nor the kernel changed.
     pub fn register(&mut self, fd: RawFd, events: Events, data: T) -> Result<(), DataError<T>> {
-        let error = if fd < 0 {
-            Error::InvalidFd
-        } else if !events.is_valid() {
+        // Python's order of checks: events, then the fd, then duplicates.
+        let error = if !events.is_valid() {
             Error::InvalidEvents
+        } else if fd < 0 {
+            Error::InvalidFd
         } else if self.keys.contains(fd) {
             Error::AlreadyRegistered
         } else {
@@ -117,10 +119,11 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     /// unregistered here, and succeeds: the kernel already forgot it.
     ///
     /// # Errors
-    /// [`Error::NotRegistered`]; or [`Error::Os`] when the kernel still
-    /// watches the fd afterwards, and then the key stays.
+    /// [`Error::InvalidFd`] for a negative fd, [`Error::NotRegistered`]; or
+    /// [`Error::Os`] when the kernel still watches the fd afterwards, and then
+    /// the key stays.
     pub fn unregister(&mut self, fd: RawFd) -> Result<SelectorKey<T>, Error> {
-        let events = self.keys.get(fd).ok_or(Error::NotRegistered)?.events;
+        let events = self.keys.lookup(fd)?.0.events;
         self.backend.delete(fd, events)?;
         self.keys.remove(fd).ok_or(Error::NotRegistered)
     }
@@ -129,8 +132,8 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     /// data (Python's `modify(fileobj, events, data)`).
     ///
     /// # Errors
-    /// [`Error::InvalidEvents`], [`Error::NotRegistered`] or [`Error::Os`];
-    /// the new data comes back, and the key (old events, old data) and the
+    /// [`Error::InvalidFd`] or [`Error::NotRegistered`] (checked first, as in
+    /// Python), [`Error::InvalidEvents`] or [`Error::Os`]; the new data comes back, and the key (old events, old data) and the
     /// kernel are unchanged, unlike Python, which drops the key when the
     /// kernel refuses.
     pub fn modify(&mut self, fd: RawFd, events: Events, data: T) -> Result<T, DataError<T>> {
@@ -145,13 +148,15 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     /// kernel call.
     ///
     /// # Errors
-    /// [`Error::InvalidEvents`], [`Error::NotRegistered`] or [`Error::Os`];
-    /// the key and the kernel are then unchanged.
+    /// [`Error::InvalidFd`] or [`Error::NotRegistered`] (checked first, as in
+    /// Python), [`Error::InvalidEvents`] or [`Error::Os`]; the key and the
+    /// kernel are then unchanged.
     pub fn modify_events(&mut self, fd: RawFd, events: Events) -> Result<(), Error> {
+        // Python's order: the fd is looked up before the events are checked.
+        let (key, token) = self.keys.lookup(fd)?;
         if !events.is_valid() {
             return Err(Error::InvalidEvents);
         }
-        let (key, token) = self.keys.get_mut(fd).ok_or(Error::NotRegistered)?;
         if key.events != events {
             self.backend.modify(fd, key.events, events, token)?;
             key.events = events;
@@ -162,14 +167,12 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     /// Replaces only the data of `fd`, returning the old data. No kernel call.
     ///
     /// # Errors
-    /// [`Error::NotRegistered`], with the data handed back.
+    /// [`Error::InvalidFd`] or [`Error::NotRegistered`], with the data handed
+    /// back.
     pub fn modify_data(&mut self, fd: RawFd, data: T) -> Result<T, DataError<T>> {
-        match self.keys.get_mut(fd) {
-            Some((key, _)) => Ok(core::mem::replace(&mut key.data, data)),
-            None => Err(DataError {
-                error: Error::NotRegistered,
-                data,
-            }),
+        match self.keys.lookup(fd) {
+            Ok((key, _)) => Ok(core::mem::replace(&mut key.data, data)),
+            Err(error) => Err(DataError { error, data }),
         }
     }
 

@@ -271,12 +271,16 @@ fn register_negative_fd_is_invalid_fd() {
         let (error, data) = data_err(sel.register(fd, Events::READ, 7));
         assert_eq!((error, data), (Error::InvalidFd, 7));
         assert_eq!(snapshot(&mut sel, &r), before);
-        // A negative fd is never registered: every other call says so.
-        assert_eq!(sel.unregister(fd).err(), Some(Error::NotRegistered));
+        // Every call that takes an fd says so, as Python's `_fileobj_lookup`
+        // does (ValueError), before anything else.
+        assert_eq!(sel.unregister(fd).err(), Some(Error::InvalidFd));
+        assert_eq!(sel.modify_events(fd, Events::READ), Err(Error::InvalidFd));
         assert_eq!(
-            sel.modify_events(fd, Events::READ),
-            Err(Error::NotRegistered)
+            sel.modify_events(fd, Events::empty()),
+            Err(Error::InvalidFd)
         );
+        let (error, data) = data_err(sel.modify_data(fd, 9));
+        assert_eq!((error, data), (Error::InvalidFd, 9));
         assert!(sel.get_key(fd).is_none());
         assert_eq!(snapshot(&mut sel, &r), before);
     }

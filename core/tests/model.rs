@@ -187,10 +187,11 @@ impl Model {
 
     fn register(&mut self, fd: RawFd, bits: u8, data: u32) -> Outcome {
         let events = Events::from_bits_retain(bits);
-        let err = if fd < 0 {
-            Error::InvalidFd
-        } else if !matches!(bits, 1..=3) {
+        // Python's order: events, then the fd, then duplicates.
+        let err = if !matches!(bits, 1..=3) {
             Error::InvalidEvents
+        } else if fd < 0 {
+            Error::InvalidFd
         } else if self.keys.contains_key(&fd) {
             Error::AlreadyRegistered
         } else if self.keys.len() == N {
@@ -207,13 +208,23 @@ impl Model {
         Outcome::ErrData(err, data)
     }
 
+    /// Python's `_fileobj_lookup` + `_fd_to_key`: negative is invalid.
+    fn lookup(&self, fd: RawFd) -> Result<(Events, u32), Error> {
+        if fd < 0 {
+            return Err(Error::InvalidFd);
+        }
+        self.keys
+            .get(&fd)
+            .map(|&(e, d, _)| (e, d))
+            .ok_or(Error::NotRegistered)
+    }
+
     fn modify_events(&mut self, fd: RawFd, bits: u8) -> Result<(), Error> {
+        // The fd is looked up before the events are checked, as in Python.
+        let (old, _) = self.lookup(fd)?;
         if !matches!(bits, 1..=3) {
             return Err(Error::InvalidEvents);
         }
-        let Some(&(old, _, _)) = self.keys.get(&fd) else {
-            return Err(Error::NotRegistered);
-        };
         let events = Events::from_bits_retain(bits);
         if old != events {
             // Only a real change asks the kernel.
@@ -224,9 +235,12 @@ impl Model {
     }
 
     fn modify_data(&mut self, fd: RawFd, data: u32) -> Outcome {
-        match self.keys.get_mut(&fd) {
-            Some(key) => Outcome::OkData(std::mem::replace(&mut key.1, data)),
-            None => Outcome::ErrData(Error::NotRegistered, data),
+        match self.lookup(fd) {
+            Ok(_) => Outcome::OkData(std::mem::replace(
+                &mut self.keys.get_mut(&fd).unwrap().1,
+                data,
+            )),
+            Err(e) => Outcome::ErrData(e, data),
         }
     }
 
@@ -238,8 +252,8 @@ impl Model {
     }
 
     fn unregister(&mut self, fd: RawFd) -> Outcome {
-        if !self.keys.contains_key(&fd) {
-            return Outcome::Err(Error::NotRegistered);
+        if let Err(e) = self.lookup(fd) {
+            return Outcome::Err(e);
         }
         if let Err(e) = self.kernel() {
             return Outcome::Err(e);
@@ -471,15 +485,19 @@ fn generator_reaches_every_rule() {
         "ModifyEvents Ok",
         "ModifyEvents InvalidEvents",
         "ModifyEvents NotRegistered",
+        "ModifyEvents InvalidFd",
         "ModifyEvents Os(OsError(22))",
         "ModifyData OkData",
         "ModifyData NotRegistered",
+        "ModifyData InvalidFd",
         "Modify OkData",
         "Modify InvalidEvents",
         "Modify NotRegistered",
+        "Modify InvalidFd",
         "Modify Os(OsError(1))",
         "Unregister OkKey",
         "Unregister NotRegistered",
+        "Unregister InvalidFd",
         "Unregister Os(OsError(12))",
         "Select Ok",
         "Select Os(OsError(22))",

@@ -159,16 +159,23 @@ fn modify_empty_or_unknown_events_keeps_the_key() {
 fn modify_and_unregister_unknown_fd() {
     let mut f = fixture();
     let (x, _y) = socketpair();
-    for fd in [fd_of(&x), 100_000, -1] {
+    // As in Python, a negative fd is invalid (ValueError) rather than unknown.
+    for (fd, expected) in [
+        (fd_of(&x), Error::NotRegistered),
+        (100_000, Error::NotRegistered),
+        (-1, Error::InvalidFd),
+    ] {
+        assert_eq!(f.sel.modify_events(fd, Events::READ).unwrap_err(), expected);
+        // The fd is looked up before the events are checked, as in Python.
         assert_eq!(
-            f.sel.modify_events(fd, Events::READ).unwrap_err(),
-            Error::NotRegistered
+            f.sel.modify_events(fd, Events::empty()).unwrap_err(),
+            expected
         );
         let e = f.sel.modify(fd, Events::READ, "m").unwrap_err();
-        assert_eq!((e.error, e.data), (Error::NotRegistered, "m"));
+        assert_eq!((e.error, e.data), (expected, "m"));
         let e = f.sel.modify_data(fd, "d").unwrap_err();
-        assert_eq!((e.error, e.data), (Error::NotRegistered, "d"));
-        assert_eq!(f.sel.unregister(fd).unwrap_err(), Error::NotRegistered);
+        assert_eq!((e.error, e.data), (expected, "d"));
+        assert_eq!(f.sel.unregister(fd).unwrap_err(), expected);
         assert!(f.sel.get_key(fd).is_none());
         assert_unchanged(&mut f.sel, &f.before);
     }
