@@ -10,6 +10,8 @@
 #   small_echo_mio        glibc static, --profile min-size (opt z, LTO, abort, strip)
 #   nolibc-echo           demos/nolibc: no std, no libc, own _start; opt z,
 #                         LTO, abort, stripped, static non-PIE
+# and, because it too needs a link of its own: demos/defmt, ioselect's defmt
+# logging on the host, decoded back to text by defmt-decoder (cargo test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -94,6 +96,13 @@ is_static "small_echo_mio (min-size, crt-static)" "$min/small_echo_mio"
 echoes "small_echo_mio (min-size, crt-static)" 143 "$min/small_echo_mio"
 is_static "nolibc-echo" "$nolibc"
 echoes "nolibc-echo" 143 "$nolibc"
+
+echo "--- defmt on the host: demos/defmt (frames decoded by defmt-decoder)"
+if (cd demos/defmt && cargo test -q 2>&1); then
+  ok "defmt-demo's frames decode back to the expected text"
+else
+  bad "defmt decoding test"
+fi
 
 echo "--- sizes (bytes)"
 size() { printf '%10s  %s\n' "$(stat -c %s "$2")" "$1"; }
