@@ -121,40 +121,43 @@ impl<const E: usize> Kqueue<E> {
             *slot = kevent_change(fd, *change, udata);
         }
         let native = native.get(..changes_slice.len()).unwrap_or(&[]);
+        // Room for exactly one receipt per change, so kevent has no room to
+        // return (and consume) a pending event as well.
         let mut buf = [const { MaybeUninit::<Event>::uninit() }; 2];
-        let mut receipts = [(Filter::Read, 0i64); 2];
-        let mut count = 0;
-        match sys::kevent(self.fd.as_fd(), native, &mut buf, Some(&POLL)) {
-            Ok(returned) => {
-                for ev in returned.iter() {
-                    let filter = match ev.filter() {
-                        EventFilter::Read(_) => Filter::Read,
-                        EventFilter::Write(_) => Filter::Write,
-                        _ => continue,
-                    };
-                    // With `EV_RECEIPT` every entry is a receipt with
-                    // `EV_ERROR` set and the errno (0: success) in `data`;
-                    // an entry without it is not a receipt.
-                    if !ev.flags().contains(EventFlags::ERROR) {
-                        continue;
-                    }
-                    if let Some(slot) = receipts.get_mut(count) {
-                        *slot = (filter, ev.data());
-                        count += 1;
-                    }
+        let buf = buf.get_mut(..native.len()).unwrap_or(&mut []);
+        let read = |returned: &[Event]| {
+            let mut receipts = [(Filter::Read, 0i64); 2];
+            let mut count = 0;
+            for ev in returned {
+                let filter = match ev.filter() {
+                    EventFilter::Read(_) => Filter::Read,
+                    EventFilter::Write(_) => Filter::Write,
+                    _ => continue,
+                };
+                // With `EV_RECEIPT` every entry is a receipt with `EV_ERROR`
+                // set and the errno (0: success) in `data`; an entry without
+                // it is not a receipt.
+                if !ev.flags().contains(EventFlags::ERROR) {
+                    continue;
+                }
+                if let Some(slot) = receipts.get_mut(count) {
+                    *slot = (filter, ev.data());
+                    count += 1;
                 }
             }
+            (receipts, count)
+        };
+        match submit_changes(self.fd.as_fd(), native, buf, read) {
+            Ok((receipts, count)) => settle(changes, receipts.get(..count).unwrap_or(&[])),
             // The call as a whole was refused (a bad kqueue fd, a bad
-            // address): per-change errors go into receipts, so none of the
-            // changes was made and there is nothing to undo.
-            Err(e) => {
-                return Err(Failure {
-                    error: os_error(e),
-                    undo: Changes::EMPTY,
-                });
-            }
+            // address, a change list too long): per-change errors go into
+            // receipts, so none of the changes was made and there is
+            // nothing to undo.
+            Err(e) => Err(Failure {
+                error: os_error(e),
+                undo: Changes::EMPTY,
+            }),
         }
-        settle(changes, receipts.get(..count).unwrap_or(&[]))
     }
 }
 
@@ -164,6 +167,28 @@ const POLL: Timespec = Timespec {
     tv_sec: 0,
     tv_nsec: 0,
 };
+
+/// `kevent` with a change list and room for its receipts, never waiting.
+///
+/// `EINTR` is retried: it cannot really happen (the receipts fill the event
+/// list, so kevent returns without sleeping), and FreeBSD documents that
+/// when it does, all changes were applied; making the same changes again is
+/// harmless (`EV_ADD` of an existing filter updates it, `EV_DELETE` of a
+/// deleted one answers `ENOENT`, which a delete treats as done).
+fn submit_changes<R>(
+    kq: BorrowedFd<'_>,
+    changes: &[Event],
+    receipts: &mut [MaybeUninit<Event>],
+    read: impl FnOnce(&[Event]) -> R,
+) -> Result<R, Errno> {
+    loop {
+        match sys::kevent(kq, changes, receipts, Some(&POLL)) {
+            Ok(filled) => return Ok(read(filled)),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
 
 /// A [`Change`] for `fd` as a `struct kevent`, with `EV_RECEIPT`.
 fn kevent_change(fd: RawFd, change: Change, udata: *mut c_void) -> Event {
@@ -214,17 +239,21 @@ fn readiness_of(ev: &Event) -> (Token, Events) {
 /// registration and trigger.
 pub(crate) fn apply_one(kq: BorrowedFd<'_>, change: Event) -> Result<(), OsError> {
     let mut buf = [const { MaybeUninit::<Event>::uninit() }; 1];
-    let returned = sys::kevent(kq, &[change], &mut buf, Some(&POLL)).map_err(os_error)?;
-    match returned.first() {
-        Some(receipt) if receipt.flags().contains(EventFlags::ERROR) => match receipt.data() {
-            0 => Ok(()),
-            errno => Err(OsError::from_raw(
-                i32::try_from(errno).unwrap_or(OsError::EINVAL.raw()),
-            )),
-        },
+    // The receipt's `data` if it is one (`EV_ERROR` set), else `None`.
+    let read = |returned: &[Event]| {
+        returned
+            .first()
+            .filter(|r| r.flags().contains(EventFlags::ERROR))
+            .map(Event::data)
+    };
+    match submit_changes(kq, &[change], &mut buf, read).map_err(os_error)? {
+        Some(0) => Ok(()),
+        Some(errno) => Err(OsError::from_raw(
+            i32::try_from(errno).unwrap_or(OsError::EINVAL.raw()),
+        )),
         // kevent writes one receipt per change; without one, the outcome
         // is unknown.
-        _ => Err(OsError::from_raw(5)), // EIO
+        None => Err(OsError::from_raw(5)), // EIO
     }
 }
 
@@ -288,10 +317,14 @@ impl<const E: usize> Backend for Kqueue<E> {
     ///
     /// Any other refusal is returned. If the other filter's delete went
     /// through, it stays deleted: a delete carries no token to add it back
-    /// with. The kernel then watches less than the key says, which heals:
-    /// the next `modify` or `unregister` of the key treats the missing
-    /// filter as already gone. (No such errno is known: deleting an existing
-    /// filter does not fail.)
+    /// with, so this is the one case where an error does not leave the
+    /// kernel exactly as before. The key then stays with both events while
+    /// the kernel watches only the filter whose delete failed; the next
+    /// `unregister` still succeeds (the missing filter counts as already
+    /// gone). No errno is known for which this happens: deleting an
+    /// existing filter does not fail.
+    ///
+    /// (`Backend::delete` would need the token to undo this.)
     #[doc(alias = "kevent")]
     fn delete(&mut self, fd: RawFd, events: Events) -> Result<(), OsError> {
         self.submit(fd, &Changes::transition(events, Events::empty()), None)

@@ -15,6 +15,16 @@ use core::time::Duration;
 /// is safe everywhere.
 pub(crate) const MAX_SLEEP: Duration = Duration::from_secs(100_000_000);
 
+/// Added to every positive deadline: the coarsest resolution of
+/// `CLOCK_MONOTONIC` among the kqueue systems (macOS reads it in whole
+/// microseconds; the BSDs in nanoseconds).
+///
+/// Clock readings are truncated, so a start reading can be up to one tick
+/// before the real start; a deadline of `start + timeout` could then pass up
+/// to one tick early after a retried (`EINTR`, early) `kevent`. One tick
+/// more rules that out, at the cost of at most a microsecond.
+pub(crate) const CLOCK_SLACK: Duration = Duration::from_micros(1);
+
 /// When a wait ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Deadline(Option<Duration>);
@@ -32,11 +42,18 @@ pub(crate) enum Sleep {
 
 impl Deadline {
     /// The deadline of a wait for `timeout` (`None`: forever) that starts at
-    /// `now`. A deadline beyond the clock's range (`Duration::MAX`) saturates
-    /// to "forever": no overflow, no error.
+    /// `now`: `now` itself for a zero timeout (one poll), else `now +
+    /// timeout +` [`CLOCK_SLACK`]. A deadline beyond the clock's range
+    /// (`Duration::MAX`) saturates to "forever": no overflow, no error.
     #[must_use]
     pub(crate) fn new(now: Duration, timeout: Option<Duration>) -> Self {
-        Self(timeout.and_then(|t| now.checked_add(t)))
+        Self(match timeout {
+            None => None,
+            Some(t) if t.is_zero() => Some(now),
+            Some(t) => now
+                .checked_add(t)
+                .and_then(|at| at.checked_add(CLOCK_SLACK)),
+        })
     }
 
     /// What the next `kevent` at time `now` may sleep.
@@ -86,18 +103,23 @@ mod tests {
     }
 
     #[test]
-    fn positive_timeouts_are_exact_and_never_end_early() {
+    fn positive_timeouts_are_never_rounded_down_and_never_end_early() {
+        let s = CLOCK_SLACK;
         let d = Deadline::new(T0, Some(Duration::from_nanos(1)));
-        // Not rounded to zero (a busy poll) nor up: kevent takes nanoseconds.
-        assert_eq!(d.sleep(T0), Sleep::For(Duration::from_nanos(1)));
+        // Not rounded to zero (a busy poll) nor to a millisecond: kevent
+        // takes nanoseconds; only the clock's tick is added.
+        assert_eq!(d.sleep(T0), Sleep::For(Duration::from_nanos(1) + s));
 
         let d = Deadline::new(T0, Some(Duration::from_micros(1500)));
-        assert_eq!(d.sleep(T0), Sleep::For(Duration::from_micros(1500)));
+        assert_eq!(d.sleep(T0), Sleep::For(Duration::from_micros(1500) + s));
         // An early return (or EINTR) 1 ms in sleeps for the rest.
         let later = T0 + Duration::from_millis(1);
-        assert_eq!(d.sleep(later), Sleep::For(Duration::from_micros(500)));
-        // Only at or after the deadline is the wait over.
-        assert_eq!(d.sleep(T0 + Duration::from_micros(1500)), Sleep::Expired);
+        assert_eq!(d.sleep(later), Sleep::For(Duration::from_micros(500) + s));
+        // The wait is over only a tick after the deadline: a start reading
+        // truncated by up to a tick cannot make it end early.
+        let end = T0 + Duration::from_micros(1500);
+        assert_eq!(d.sleep(end), Sleep::For(s));
+        assert_eq!(d.sleep(end + s), Sleep::Expired);
         assert_eq!(d.sleep(T0 + Duration::from_secs(1)), Sleep::Expired);
     }
 
@@ -107,10 +129,12 @@ mod tests {
         let d = Deadline::new(T0, Some(long));
         assert_eq!(d.sleep(T0), Sleep::For(MAX_SLEEP));
         assert_eq!(d.sleep(T0 + MAX_SLEEP), Sleep::For(MAX_SLEEP));
+        let end = T0 + long + CLOCK_SLACK;
         assert_eq!(
-            d.sleep(T0 + long - Duration::from_secs(1)),
+            d.sleep(end - Duration::from_secs(1)),
             Sleep::For(Duration::from_secs(1))
         );
+        assert_eq!(d.sleep(end), Sleep::Expired);
     }
 
     #[test]
@@ -120,7 +144,10 @@ mod tests {
             Sleep::Forever
         );
         // Even from a zero clock reading, MAX + 0 does not overflow.
-        let d = Deadline::new(Duration::ZERO, Some(Duration::MAX));
+        let d = Deadline::new(Duration::ZERO, Some(Duration::MAX - CLOCK_SLACK));
         assert_eq!(d.sleep(Duration::ZERO), Sleep::For(MAX_SLEEP));
+        // One tick more would overflow with the slack: forever, too.
+        let d = Deadline::new(Duration::ZERO, Some(Duration::MAX));
+        assert_eq!(d.sleep(Duration::ZERO), Sleep::Forever);
     }
 }
