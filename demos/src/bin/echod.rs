@@ -3,6 +3,7 @@
 //! ```text
 //! echod --port P [--host H] [--threads N] [--max-conns M]
 //!       [--idle-timeout SECS] [--nofile LIMIT] [--count-allocs]
+//!       [--catch-sigusr1]
 //! ```
 //!
 //! Prints `listening on H:P` once every thread is ready (the real port when
@@ -31,6 +32,9 @@
 //! - **`--threads N`**: N threads, each with its own selector and its own
 //!   listening socket, sharing the port through `SO_REUSEPORT`.
 //! - `--nofile LIMIT` lowers the soft `RLIMIT_NOFILE` first (for testing).
+//! - `--catch-sigusr1` catches SIGUSR1 with a handler that only counts it,
+//!   installed without `SA_RESTART`, so a SIGUSR1 interrupts a blocked
+//!   `select` (`EINTR`); the count is printed at shutdown (for testing).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, Write};
@@ -106,6 +110,8 @@ static GLOBAL: Counting = Counting;
 // ---- signals -------------------------------------------------------------
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+/// SIGUSR1s caught (`--catch-sigusr1`).
+static SIGUSR1_CAUGHT: AtomicU64 = AtomicU64::new(0);
 static WAKERS: [OnceLock<Waker>; MAX_THREADS] = [const { OnceLock::new() }; MAX_THREADS];
 
 /// SIGINT/SIGTERM: set the flag, wake every selector. Only atomics and
@@ -119,17 +125,33 @@ extern "C" fn on_signal(_signal: libc::c_int) {
     }
 }
 
-fn install_signal_handlers() -> io::Result<()> {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
+/// SIGUSR1 under `--catch-sigusr1`: count it (one atomic add), nothing else.
+extern "C" fn on_sigusr1(_signal: libc::c_int) {
+    SIGUSR1_CAUGHT.fetch_add(1, Ordering::Relaxed);
+}
+
+fn install_signal_handlers(catch_sigusr1: bool) -> io::Result<()> {
+    let shutdown = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    let count = on_sigusr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    let mut handlers = vec![
+        (libc::SIGINT, shutdown, libc::SA_RESTART),
+        (libc::SIGTERM, shutdown, libc::SA_RESTART),
+    ];
+    if catch_sigusr1 {
+        // No SA_RESTART: interrupted calls fail with EINTR.
+        handlers.push((libc::SIGUSR1, count, 0));
+    }
+    for (signal, handler, flags) in handlers {
         // SAFETY: an all-zero `sigaction` is a valid value of the C struct
         // (no handler, empty mask, no flags) before we fill it in.
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESTART;
+        action.sa_sigaction = handler;
+        action.sa_flags = flags;
         // SAFETY: `action.sa_mask` is a valid, owned `sigset_t`.
         unsafe { libc::sigemptyset(&mut action.sa_mask) };
-        // SAFETY: `action` is fully initialised and `on_signal` is an
-        // `extern "C"` function that only does async-signal-safe work.
+        // SAFETY: `action` is fully initialised and `handler` is `on_signal`
+        // or `on_sigusr1`, `extern "C"` functions that only do
+        // async-signal-safe work.
         if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -146,13 +168,14 @@ struct Options {
     idle_timeout: Option<Duration>,
     nofile: Option<u64>,
     count_allocs: bool,
+    catch_sigusr1: bool,
 }
 
 const USAGE: &str = "usage: echod --port P [--host H] [--threads N] [--max-conns M] \
-                     [--idle-timeout SECS] [--nofile LIMIT] [--count-allocs]";
+                     [--idle-timeout SECS] [--nofile LIMIT] [--count-allocs] [--catch-sigusr1]";
 
 fn options() -> Result<Options, String> {
-    let args = Args::parse(&["count-allocs", "help"])?;
+    let args = Args::parse(&["count-allocs", "catch-sigusr1", "help"])?;
     if args.flag("help") {
         return Err(String::new());
     }
@@ -164,6 +187,7 @@ fn options() -> Result<Options, String> {
         "idle-timeout",
         "nofile",
         "count-allocs",
+        "catch-sigusr1",
         "help",
     ])?;
     let port: u32 = args.get("port", u32::MAX)?;
@@ -198,6 +222,7 @@ fn options() -> Result<Options, String> {
         idle_timeout: (idle > 0).then(|| Duration::from_secs(idle)),
         nofile: (nofile > 0).then_some(nofile),
         count_allocs: args.flag("count-allocs"),
+        catch_sigusr1: args.flag("catch-sigusr1"),
     })
 }
 
@@ -582,7 +607,7 @@ fn serve(opts: &Options) -> io::Result<()> {
             },
         )?;
     }
-    install_signal_handlers()?;
+    install_signal_handlers(opts.catch_sigusr1)?;
 
     // Bind every listener here, so `listening on` comes only once all are
     // bound (the first one picks the port when it is 0).
@@ -659,6 +684,9 @@ fn serve(opts: &Options) -> io::Result<()> {
          {} accept errors, {} closed idle",
         total.accepted, total.rejected, total.accept_errors, total.idle_closed
     );
+    if opts.catch_sigusr1 {
+        println!("caught {} SIGUSR1", SIGUSR1_CAUGHT.load(Ordering::SeqCst));
+    }
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),

@@ -1,6 +1,9 @@
 //! Helpers shared by the demo tests: child processes with deadlines.
 #![allow(dead_code, unreachable_pub)]
 
+/// Fault, load and soak helpers (`echod` /proc figures, limits, streams).
+pub mod fault;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
