@@ -360,3 +360,62 @@ fn close_releases_the_selector_fd() {
         }
     }
 }
+
+/// While a batch is handed out, a handler unregisters another ready fd,
+/// closes it and registers a new socket under the same number (with new
+/// data, not ready): the rest of the batch must not deliver the old
+/// socket's event against the new key. Likewise for a key unregistered
+/// without reuse, and one modified to no longer include what was ready.
+#[test]
+fn stale_events_within_a_batch_never_reach_a_new_key() {
+    let _serial = serial();
+    for case in ["reuse", "unregister", "modify"] {
+        let mut sel = Sel::open().unwrap();
+        let (a, a_peer) = socketpair();
+        let (b, b_peer) = socketpair();
+        let (spare, _spare_peer) = socketpair(); // the new socket, not ready
+        (&a_peer).write_all(b"a").unwrap();
+        (&b_peer).write_all(b"b").unwrap();
+        let (fa, fb) = (fd_of(&a), fd_of(&b));
+        sel.register(fa, Events::READ, "a").unwrap();
+        sel.register(fb, Events::READ, "b").unwrap();
+        // Both ready in one batch (level-triggered: retry until they are).
+        let mut bound = Bound::new("both ready", 1000);
+        while select_ready(&mut sel, Some(Duration::from_millis(10))).len() < 2 {
+            bound.tick();
+        }
+        sel.select(Some(Duration::from_secs(5))).unwrap();
+        let mut delivered = Vec::new();
+        let mut socks = std::collections::HashMap::from([(fa, a), (fb, b)]);
+        let mut reused = None;
+        while let Some((key, mask)) = sel.next_ready() {
+            let (fd, data) = (key.fd(), *key.data());
+            delivered.push((fd, mask, data));
+            if delivered.len() > 1 {
+                continue;
+            }
+            let other = if fd == fa { fb } else { fa };
+            match case {
+                "reuse" => {
+                    sel.unregister(other).unwrap();
+                    // Close the other socket; its number now names `spare`.
+                    close(socks.remove(&other).unwrap());
+                    reused = Some(dup2(&spare, other).unwrap());
+                    sel.register(other, Events::READ, "new").unwrap();
+                }
+                "unregister" => {
+                    sel.unregister(other).unwrap();
+                }
+                _ => {
+                    sel.modify_events(other, Events::WRITE).unwrap();
+                }
+            }
+        }
+        // Only the first event: the other one is stale (unregistered, or its
+        // number belongs to a new key that is not ready), or masked away
+        // (the batch held READ for it; the key now wants WRITE only).
+        assert_eq!(delivered.len(), 1, "{case}: {delivered:?}");
+        assert!(delivered.iter().all(|d| d.2 != "new"), "{case}");
+        drop(reused);
+    }
+}
