@@ -49,10 +49,8 @@ use ioselect_demos::args::Args;
 use ioselect_demos::io_error;
 use ioselect_demos::platform::{DefaultSelector, Events, Waker};
 use rustix::io::Errno;
-use rustix::net::{
-    AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, accept_with, bind, listen, recv,
-    send, socket_with, sockopt,
-};
+use rustix::net::{AddressFamily, RecvFlags, bind, listen, recv, send};
+use rustix::net::{accept, sockopt};
 
 /// Bytes of buffer per connection.
 const BUF: usize = 16 * 1024;
@@ -226,6 +224,56 @@ fn options() -> Result<Options, String> {
     })
 }
 
+// ---- portability ------------------------------------------------------------
+
+/// Non-blocking, close-on-exec sockets, and sends that never raise SIGPIPE:
+/// one call each where the OS has the flags, two or three where it has not
+/// (Apple's).
+mod sys {
+    use rustix::fd::OwnedFd;
+    use rustix::net::{AddressFamily, SendFlags, SocketType};
+
+    #[cfg(not(target_vendor = "apple"))]
+    use rustix::net::SocketFlags;
+
+    /// Flags for every `send`.
+    #[cfg(not(target_vendor = "apple"))]
+    pub(crate) const SEND: SendFlags = SendFlags::NOSIGNAL;
+    /// Flags for every `send`: Apple has no `MSG_NOSIGNAL`; sockets get
+    /// `SO_NOSIGPIPE` instead (and Rust programs ignore SIGPIPE anyway).
+    #[cfg(target_vendor = "apple")]
+    pub(crate) const SEND: SendFlags = SendFlags::empty();
+
+    #[cfg(not(target_vendor = "apple"))]
+    pub(crate) fn socket(family: AddressFamily) -> rustix::io::Result<OwnedFd> {
+        let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+        rustix::net::socket_with(family, SocketType::STREAM, flags, None)
+    }
+
+    #[cfg(not(target_vendor = "apple"))]
+    pub(crate) fn accept_nonblocking(listener: &OwnedFd) -> rustix::io::Result<OwnedFd> {
+        rustix::net::accept_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+    }
+
+    #[cfg(target_vendor = "apple")]
+    fn prepare(fd: OwnedFd) -> rustix::io::Result<OwnedFd> {
+        rustix::io::ioctl_fionbio(&fd, true)?;
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+        rustix::net::sockopt::set_socket_nosigpipe(&fd, true)?;
+        Ok(fd)
+    }
+
+    #[cfg(target_vendor = "apple")]
+    pub(crate) fn socket(family: AddressFamily) -> rustix::io::Result<OwnedFd> {
+        prepare(rustix::net::socket(family, SocketType::STREAM, None)?)
+    }
+
+    #[cfg(target_vendor = "apple")]
+    pub(crate) fn accept_nonblocking(listener: &OwnedFd) -> rustix::io::Result<OwnedFd> {
+        prepare(rustix::net::accept(listener)?)
+    }
+}
+
 // ---- listening sockets ---------------------------------------------------
 
 fn listener(addr: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd> {
@@ -233,12 +281,7 @@ fn listener(addr: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd> {
         SocketAddr::V4(_) => AddressFamily::INET,
         SocketAddr::V6(_) => AddressFamily::INET6,
     };
-    let fd = socket_with(
-        family,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        None,
-    )?;
+    let fd = sys::socket(family)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     if reuse_port {
         sockopt::set_socket_reuseport(&fd, true)?;
@@ -408,7 +451,7 @@ impl Server {
                 self.pause_listener(Paused::Full);
                 return;
             };
-            match accept_with(&self.listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
+            match sys::accept_nonblocking(&self.listener) {
                 Ok(fd) => {
                     let raw = fd.as_raw_fd();
                     if self.sel.register(raw, Events::READ, slot).is_err() {
@@ -441,7 +484,7 @@ impl Server {
                         Some(spare) => {
                             drop(spare);
                             // Accepted and closed at once (dropped).
-                            accept_with(&self.listener, SocketFlags::CLOEXEC).is_ok()
+                            accept(&self.listener).is_ok()
                         }
                         None => false,
                     };
@@ -499,7 +542,7 @@ impl Server {
         }
 
         while c.start < c.end {
-            match send(fd, &buf[c.start..c.end], SendFlags::NOSIGNAL) {
+            match send(fd, &buf[c.start..c.end], sys::SEND) {
                 Ok(n) => c.start += n,
                 Err(Errno::AGAIN) => break,
                 Err(Errno::INTR) => {}
@@ -566,7 +609,7 @@ impl Server {
             if let Some(fd) = c.fd.as_ref() {
                 let buf = &self.slab[slot * BUF..][..BUF];
                 if c.start < c.end {
-                    let _ = send(fd.as_fd(), &buf[c.start..c.end], SendFlags::NOSIGNAL);
+                    let _ = send(fd.as_fd(), &buf[c.start..c.end], sys::SEND);
                 }
                 self.close(slot);
             }
