@@ -85,6 +85,53 @@ echoes() {
   rm -f "$out"
 }
 
+# rests NAME CMD...: with RLIMIT_NOFILE at 5 (stdio, listener, epoll) a
+# pending connection makes `accept` fail with EMFILE while the listener stays
+# readable: the server must rest (under 20% of a CPU over one second), then
+# serve the client once the limit is raised (prlimit --pid).
+rests() {
+  local name=$1
+  shift
+  local out
+  out=$(mktemp)
+  prlimit --nofile=5:64 "$@" --port 0 >"$out" &
+  local pid=$! port=""
+  for _ in $(seq 100); do
+    port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$out")
+    [ -n "$port" ] && break
+    sleep 0.05
+  done
+  if [ -z "$port" ]; then
+    bad "$name did not start under RLIMIT_NOFILE=5"
+  else
+    exec 3<>"/dev/tcp/127.0.0.1/$port"
+    printf 'out of fds' >&3
+    sleep 0.2
+    local hz t0 t1
+    hz=$(getconf CLK_TCK)
+    t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    sleep 1
+    t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    if (( (t1 - t0) * 10 < hz * 2 )); then
+      ok "$name rests out of fds ($((t1 - t0)) ticks of $hz/s in one second)"
+    else
+      bad "$name spins out of fds ($((t1 - t0)) ticks of $hz/s in one second)"
+    fi
+    prlimit --pid "$pid" --nofile=64:64
+    local reply
+    reply=$(timeout 10 head -c 10 <&3 || true)
+    exec 3<&-
+    if [ "$reply" = "out of fds" ]; then
+      ok "$name serves the waiting client once fds are available"
+    else
+      bad "$name did not recover (got '$reply')"
+    fi
+  fi
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -f "$out"
+}
+
 echo "--- checks"
 is_static "echod (release, crt-static)" "$rel/echod"
 echoes "echod (release, crt-static)" 0 "$rel/echod" --threads 2
@@ -96,6 +143,9 @@ is_static "small_echo_mio (min-size, crt-static)" "$min/small_echo_mio"
 echoes "small_echo_mio (min-size, crt-static)" 143 "$min/small_echo_mio"
 is_static "nolibc-echo" "$nolibc"
 echoes "nolibc-echo" 143 "$nolibc"
+rests "small_echo_ioselect (min-size, crt-static)" "$min/small_echo_ioselect"
+rests "small_echo_mio (min-size, crt-static)" "$min/small_echo_mio"
+rests "nolibc-echo" "$nolibc"
 
 echo "--- defmt on the host: demos/defmt (frames decoded by defmt-decoder)"
 if (cd demos/defmt && cargo test -q 2>&1); then

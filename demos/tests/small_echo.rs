@@ -5,8 +5,14 @@
 
 mod util;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::thread;
 use std::time::Duration;
+
+use rustix::process::{Pid, Resource, Rlimit, prlimit, setrlimit};
 
 use util::Proc;
 
@@ -46,4 +52,70 @@ fn small_echo_ioselect_echoes() {
 #[test]
 fn small_echo_mio_echoes() {
     check(env!("CARGO_BIN_EXE_small_echo_mio"));
+}
+
+/// CPU time (user + system) of `pid` so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Out of fds: with RLIMIT_NOFILE at 5 (stdio, the listener and the epoll
+/// fd), a pending connection makes every `accept` fail with EMFILE while the
+/// listener stays readable. The server must rest (under 20% of a CPU over a
+/// second), and serve the client once the limit is raised.
+fn rests_when_out_of_fds(server: &str) {
+    let mut cmd = Command::new(server);
+    cmd.args(["--port", "0"]);
+    // SAFETY: `setrlimit` is one system call, async-signal-safe, and
+    // touches no memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = Rlimit {
+                current: Some(5),
+                maximum: Some(64),
+            };
+            setrlimit(Resource::Nofile, limit).map_err(std::io::Error::from)
+        });
+    }
+    let mut proc = Proc::spawn(&mut cmd);
+    let line = proc.expect_line("listening on 127.0.0.1:", LIMIT);
+    let port: u16 = line.rsplit(':').next().unwrap().parse().unwrap();
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client.set_read_timeout(Some(LIMIT)).unwrap();
+    client.write_all(b"out of fds").unwrap();
+    thread::sleep(Duration::from_millis(200));
+
+    // SAFETY: `sysconf` has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let before = cpu_ticks(proc.pid());
+    thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(proc.pid()) - before;
+    assert!(
+        used * 10 < hz * 2,
+        "{server}: {used} ticks ({hz}/s) in a second out of fds"
+    );
+
+    let pid = Pid::from_raw(proc.pid() as i32).unwrap();
+    let limit = Rlimit {
+        current: Some(64),
+        maximum: Some(64),
+    };
+    prlimit(Some(pid), Resource::Nofile, limit).unwrap();
+    let mut got = [0u8; 10];
+    client
+        .read_exact(&mut got)
+        .expect("served after the limit went up");
+    assert_eq!(&got, b"out of fds");
+}
+
+#[test]
+fn small_echo_ioselect_rests_when_out_of_fds() {
+    rests_when_out_of_fds(env!("CARGO_BIN_EXE_small_echo_ioselect"));
+}
+
+#[test]
+fn small_echo_mio_rests_when_out_of_fds() {
+    rests_when_out_of_fds(env!("CARGO_BIN_EXE_small_echo_mio"));
 }

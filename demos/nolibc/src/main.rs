@@ -227,6 +227,9 @@ fn serve(port: u16) -> Result<(), Errno> {
         // After an accept error the listener rests for 100 ms.
         let timeout = resting.then_some(Duration::from_millis(100));
         sel.select(timeout).map_err(os)?;
+        // Set when the listener is paused for an error in this round: it
+        // comes back only after the next (100 ms) select.
+        let mut paused_now = false;
         while let Some((key, mask)) = sel.next_ready() {
             let slot = *key.data();
             if slot != LISTENER {
@@ -256,12 +259,12 @@ fn serve(port: u16) -> Result<(), Errno> {
                     // rest instead of spinning.
                     let _ = sel.unregister(listener.as_raw_fd());
                     listening = false;
-                    resting = true;
+                    (resting, paused_now) = (true, true);
                 }
             }
         }
         let room = conns.iter().any(|c| c.fd.is_none());
-        if !listening && room {
+        if !listening && !paused_now && room {
             resting = false;
             listening = sel
                 .register(listener.as_raw_fd(), Events::READ, LISTENER)

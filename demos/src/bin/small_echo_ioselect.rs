@@ -56,6 +56,9 @@ fn main() -> io::Result<()> {
     loop {
         sel.select(resting.then_some(Duration::from_millis(100)))
             .map_err(io_error)?;
+        // Set when the listener is paused for an error in this round: it
+        // comes back only after the next (100 ms) select.
+        let mut paused_now = false;
         while let Some((key, mask)) = sel.next_ready() {
             let slot = *key.data();
             if slot != LISTENER {
@@ -86,11 +89,11 @@ fn main() -> io::Result<()> {
                     ) => {}
                 Err(_) => {
                     let _ = sel.unregister(listener.as_raw_fd());
-                    (listening, resting) = (false, true);
+                    (listening, resting, paused_now) = (false, true, true);
                 }
             }
         }
-        if !listening && conns.iter().any(|c| c.stream.is_none()) {
+        if !listening && !paused_now && conns.iter().any(|c| c.stream.is_none()) {
             resting = false;
             listening = sel
                 .register(listener.as_raw_fd(), Events::READ, LISTENER)

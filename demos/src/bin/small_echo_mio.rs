@@ -48,6 +48,9 @@ fn main() -> io::Result<()> {
 
     loop {
         poll.poll(&mut events, resting.then_some(Duration::from_millis(100)))?;
+        // Set when the listener is paused for an error in this round: it
+        // comes back only after the next (100 ms) poll.
+        let mut paused_now = false;
         for event in &events {
             if event.token() != LISTENER {
                 serve(&poll, &mut conns[event.token().0], event.token());
@@ -81,13 +84,13 @@ fn main() -> io::Result<()> {
                         ) => {}
                     Err(_) => {
                         let _ = poll.registry().deregister(&mut listener);
-                        (listening, resting) = (false, true);
+                        (listening, resting, paused_now) = (false, true, true);
                         break;
                     }
                 }
             }
         }
-        if !listening && conns.iter().any(|c| c.stream.is_none()) {
+        if !listening && !paused_now && conns.iter().any(|c| c.stream.is_none()) {
             resting = false;
             listening = poll
                 .registry()
