@@ -169,6 +169,7 @@ mod raw {
 impl<const E: usize> Backend for Epoll<E> {
     /// `epoll_ctl(EPOLL_CTL_ADD)`.
     #[doc(alias = "epoll_ctl")]
+    #[inline]
     fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
         epoll::add(
             &self.fd,
@@ -181,6 +182,7 @@ impl<const E: usize> Backend for Epoll<E> {
 
     /// `epoll_ctl(EPOLL_CTL_MOD)`: one call, so it either happens or not.
     #[doc(alias = "epoll_ctl")]
+    #[inline]
     fn modify(
         &mut self,
         fd: RawFd,
@@ -202,6 +204,7 @@ impl<const E: usize> Backend for Epoll<E> {
     /// and reused by a file that is not in the set) both mean it is no longer
     /// watched, so they count as success, as in Python.
     #[doc(alias = "epoll_ctl")]
+    #[inline]
     fn delete(&mut self, fd: RawFd, _events: Events) -> Result<(), OsError> {
         match epoll::delete(&self.fd, raw::borrow(fd)) {
             Ok(()) | Err(Errno::BADF | Errno::NOENT) => Ok(()),
@@ -213,13 +216,46 @@ impl<const E: usize> Backend for Epoll<E> {
     /// on `EINTR` and on an early return with the time that is left.
     #[doc(alias = "epoll_wait")]
     #[doc(alias = "epoll_pwait")]
+    #[inline]
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
-        // `None` for "forever", including timeouts too large to add to now.
-        let deadline = match timeout {
-            Some(t) if t.is_zero() => return self.wait_once(Some(Duration::ZERO)),
-            Some(t) => now().checked_add(t),
-            None => None,
-        };
+        // The two common cases stay small enough to inline into the caller's
+        // event loop; see `wait_deadline` for why that matters.
+        match timeout {
+            Some(t) if t.is_zero() => self.wait_once(Some(Duration::ZERO)),
+            Some(t) => self.wait_deadline(t),
+            None => loop {
+                match self.wait_once(None) {
+                    Ok(0) | Err(OsError::EINTR) => {}
+                    result => return result,
+                }
+            },
+        }
+    }
+
+    #[inline]
+    fn event(&self, index: usize) -> Option<(Token, Events)> {
+        let event = self.events.get(index)?;
+        // Copy out of the (packed on x86_64) struct before use.
+        let (flags, data) = (event.flags, event.data);
+        Some((Token(data.u64()), readiness(flags)))
+    }
+}
+
+impl<const E: usize> Epoll<E> {
+    /// [`Backend::wait`] with a positive timeout: waits until the deadline,
+    /// retrying on `EINTR` and on an early return with the time that is
+    /// left.
+    ///
+    /// Kept out of line so that `wait` inlines for `None` and zero timeouts:
+    /// then the `epoll_wait` syscall sits in the caller's own frame. That is
+    /// measurable: on a machine that clears the return-stack predictor on
+    /// kernel exit (the benchmarks' VM), every function return between the
+    /// syscall and the caller's loop mispredicts, and one such return cost
+    /// ~150 ns per select there (`tests/benches/select.rs`).
+    #[inline(never)]
+    fn wait_deadline(&mut self, timeout: Duration) -> Result<usize, OsError> {
+        // `None` for "forever": a timeout too large to add to now.
+        let deadline = now().checked_add(timeout);
         let mut left = deadline.map(|d| d.saturating_sub(now()));
         loop {
             match self.wait_once(left) {
@@ -236,16 +272,6 @@ impl<const E: usize> Backend for Epoll<E> {
         }
     }
 
-    #[inline]
-    fn event(&self, index: usize) -> Option<(Token, Events)> {
-        let event = self.events.get(index)?;
-        // Copy out of the (packed on x86_64) struct before use.
-        let (flags, data) = (event.flags, event.data);
-        Some((Token(data.u64()), readiness(flags)))
-    }
-}
-
-impl<const E: usize> Epoll<E> {
     /// One `epoll_wait`; `EINTR` comes back as `OsError::EINTR`.
     #[inline]
     fn wait_once(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
