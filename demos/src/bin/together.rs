@@ -2,7 +2,9 @@
 //! thread and the client on another, each on its own `DefaultSelector`, and
 //! both transcripts are printed, labelled, once both are done.
 //!
-//! `together [--host localhost] [--port 10000]` (`--port 0`: a free port).
+//! `together [--host localhost] [--port P]` (`--port 0`: a free port).
+//! Without `--port` it uses the seed's port 10000, or a free port when
+//! 10000 is taken.
 //! It gives up after 20 seconds, so it always terminates.
 
 use std::io::{self, Write};
@@ -45,7 +47,7 @@ fn main() -> ExitCode {
         a.only(&["host", "port"])?;
         Ok((
             a.get("host", "localhost".to_owned())?,
-            a.get("port", DEFAULT_PORT)?,
+            a.get("port", u32::MAX)?,
         ))
     }) {
         Ok(a) => a,
@@ -55,6 +57,16 @@ fn main() -> ExitCode {
         }
     };
     let (host, port) = args;
+    // Without `--port`, the seed's 10000, or a free port if that is taken.
+    let fallback = port == u32::MAX;
+    let port = match u16::try_from(port) {
+        Ok(p) => p,
+        Err(_) if fallback => DEFAULT_PORT,
+        Err(_) => {
+            eprintln!("together: invalid port {port}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (server_out, client_out) = (Transcript::default(), Transcript::default());
 
     // The server binds first (on its own thread: a selector over epoll is not
@@ -63,7 +75,11 @@ fn main() -> ExitCode {
     let (bound, port_rx) = mpsc::channel();
     let (d, h, s_out) = (done.clone(), host.clone(), server_out.clone());
     std::thread::spawn(move || {
-        let server = EchoServer::bind(&h, port, Box::new(s_out));
+        let mut server = EchoServer::bind(&h, port, Box::new(s_out.clone()));
+        if fallback && matches!(&server, Err(e) if e.kind() == io::ErrorKind::AddrInUse) {
+            eprintln!("together: port {port} is in use; using a free port instead");
+            server = EchoServer::bind(&h, 0, Box::new(s_out));
+        }
         let result = server.and_then(|s| {
             let _ = bound.send(Some(s.port()?));
             s.run()
