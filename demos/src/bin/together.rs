@@ -69,8 +69,8 @@ fn main() -> ExitCode {
     };
     let (server_out, client_out) = (Transcript::default(), Transcript::default());
 
-    // The server binds first (on its own thread: a selector over epoll is not
-    // `Send`), so the client cannot try to connect too early.
+    // The server binds first, on its own thread, and reports its port: the
+    // client cannot try to connect too early.
     let (done, finished) = mpsc::channel();
     let (bound, port_rx) = mpsc::channel();
     let (d, h, s_out) = (done.clone(), host.clone(), server_out.clone());
