@@ -130,13 +130,14 @@ impl<const E: usize> Kqueue<E> {
             let mut count = 0;
             for ev in returned {
                 let filter = match ev.filter() {
-                    EventFilter::Read(_) => Filter::Read,
-                    EventFilter::Write(_) => Filter::Write,
+                    EventFilter::Read(ident) if ident == fd => Filter::Read,
+                    EventFilter::Write(ident) if ident == fd => Filter::Write,
                     _ => continue,
                 };
-                // With `EV_RECEIPT` every entry is a receipt with `EV_ERROR`
-                // set and the errno (0: success) in `data`; an entry without
-                // it is not a receipt.
+                // A receipt has `EV_ERROR` set and the errno (0: success) in
+                // `data`. An entry without it is a pending event that a
+                // kernel ignoring `EV_RECEIPT` returned instead (it is
+                // level-triggered, so it comes again in the next wait).
                 if !ev.flags().contains(EventFlags::ERROR) {
                     continue;
                 }
@@ -239,7 +240,7 @@ fn readiness_of(ev: &Event) -> (Token, Events) {
 /// registration and trigger.
 pub(crate) fn apply_one(kq: BorrowedFd<'_>, change: Event) -> Result<(), OsError> {
     let mut buf = [const { MaybeUninit::<Event>::uninit() }; 1];
-    // The receipt's `data` if it is one (`EV_ERROR` set), else `None`.
+    // The receipt's errno if there is one (`EV_ERROR` set), else `None`.
     let read = |returned: &[Event]| {
         returned
             .first()
@@ -251,9 +252,9 @@ pub(crate) fn apply_one(kq: BorrowedFd<'_>, change: Event) -> Result<(), OsError
         Some(errno) => Err(OsError::from_raw(
             i32::try_from(errno).unwrap_or(OsError::EINVAL.raw()),
         )),
-        // kevent writes one receipt per change; without one, the outcome
-        // is unknown.
-        None => Err(OsError::from_raw(5)), // EIO
+        // No receipt: a kernel that ignores `EV_RECEIPT` reports only
+        // refusals (see `changes::settle`).
+        None => Ok(()),
     }
 }
 

@@ -48,6 +48,14 @@
 //! 64-bit targets only: the selector's 64-bit [`Token`] travels in kevent's
 //! pointer-sized `udata`. The `Waker` uses `EVFILT_USER` on Apple's OSes,
 //! FreeBSD and DragonFly, and a pipe on NetBSD and OpenBSD.
+//!
+//! Change lists ask for a receipt per change (`EV_RECEIPT`). A kernel that
+//! ignores the flag (OpenBSD's did, as of 2018) still works: it reports only
+//! refused changes, and silence counts as success. But such a kernel may
+//! hand pending events to a `register`/`modify`/`unregister` call instead
+//! of the next `select`; level-triggered fds report them again, while a
+//! `Waker` wake-up taken that way is lost. Only macOS and FreeBSD run the
+//! test suite (in GitHub Actions); the other BSDs are type-checked only.
 #![no_std]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
