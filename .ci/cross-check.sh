@@ -59,4 +59,14 @@ done
 check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux
 check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --features defmt
 
+# What GitHub Actions builds on macOS and FreeBSD (`cargo test --workspace`
+# builds examples too; clippy uses --all-targets): the whole workspace. Opt-in
+# (IOSELECT_CROSS_ALL=1) until every crate's Linux-only examples, benches and
+# tests are gated.
+if [ "${IOSELECT_CROSS_ALL:-0}" = 1 ]; then
+  for target in x86_64-unknown-freebsd aarch64-apple-darwin; do
+    check -Zbuild-std --target "$target" --workspace --all-targets --keep-going
+  done
+fi
+
 printf '\ncross-check: all passed in %ss\n' "$(( $(date +%s) - start ))"
