@@ -64,7 +64,7 @@ use crate::{Events, OsError, RawFd, Token};
 ///         self.watched[i] = (fd, new, token);
 ///         Ok(())
 ///     }
-///     fn delete(&mut self, fd: RawFd, _events: Events) -> Result<(), OsError> {
+///     fn delete(&mut self, fd: RawFd, _events: Events, _token: Token) -> Result<(), OsError> {
 ///         if let Ok(i) = self.position(fd) {
 ///             self.watched.swap_remove(i);
 ///         }
@@ -110,12 +110,14 @@ pub trait Backend {
     /// The kernel's refusal; the fd is then watched for `old` as before.
     fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError>;
 
-    /// Stops watching `fd`, which was watched for `events`.
+    /// Stops watching `fd`, which was watched for `events` under `token`
+    /// (the token lets a backend that needs several kernel changes add back
+    /// what it deleted when a later change fails).
     ///
     /// # Errors
-    /// Only when the fd is still watched afterwards; an fd the application
-    /// already closed counts as deleted.
-    fn delete(&mut self, fd: RawFd, events: Events) -> Result<(), OsError>;
+    /// Only when the fd is still watched afterwards, for `events` as before;
+    /// an fd the application already closed counts as deleted.
+    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError>;
 
     /// Waits for readiness, at most `timeout` (`None`: forever), and returns
     /// the number of events stored for [`event`](Self::event).

@@ -126,7 +126,7 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
             // Unreachable (`vacancy` said there is room), but if it were:
             // undo the kernel side too.
             Err(data) => {
-                let _ = self.backend.delete(fd, events);
+                let _ = self.backend.delete(fd, events, token);
                 Err(Self::refused(fd, Error::Full, data))
             }
         }
@@ -151,14 +151,15 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     #[inline(always)]
     pub fn unregister(&mut self, fd: RawFd) -> Result<SelectorKey<T>, Error> {
         // Thin, like `register`: the kernel call runs in the caller's frame.
-        let events = self.registered_events(fd)?;
-        self.backend.delete(fd, events)?;
+        let (events, token) = self.registered(fd)?;
+        self.backend.delete(fd, events, token)?;
         self.forget(fd)
     }
 
     #[inline(never)]
-    fn registered_events(&mut self, fd: RawFd) -> Result<Events, Error> {
-        Ok(self.keys.lookup(fd)?.0.events)
+    fn registered(&mut self, fd: RawFd) -> Result<(Events, Token), Error> {
+        let (key, token) = self.keys.lookup(fd)?;
+        Ok((key.events, token))
     }
 
     #[inline(never)]
@@ -171,8 +172,8 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     ///
     /// # Errors
     /// [`Error::InvalidFd`] or [`Error::NotRegistered`] (checked first, as in
-    /// Python), [`Error::InvalidEvents`] or [`Error::Os`]; the new data comes back, and the key (old events, old data) and the
-    /// kernel are unchanged, unlike Python, which drops the key when the
+    /// Python), [`Error::InvalidEvents`] or [`Error::Os`]; the new data comes
+    /// back, and the key (old events, old data) and the kernel are unchanged, unlike Python, which drops the key when the
     /// kernel refuses.
     pub fn modify(&mut self, fd: RawFd, events: Events, data: T) -> Result<T, DataError<T>> {
         if let Err(error) = self.modify_events(fd, events) {

@@ -174,7 +174,7 @@ impl<const M: usize> Backend for SoftBackend<'_, M> {
         }
     }
 
-    fn delete(&mut self, fd: RawFd, _events: Events) -> Result<(), OsError> {
+    fn delete(&mut self, fd: RawFd, _events: Events, _token: Token) -> Result<(), OsError> {
         self.injected()?;
         if let Ok(i) = self.slot(fd) {
             self.interest[i] = None;

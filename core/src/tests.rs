@@ -616,8 +616,8 @@ impl Backend for KeepsBuffer<'_> {
     fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
         self.inner.modify(fd, old, new, token)
     }
-    fn delete(&mut self, fd: RawFd, events: Events) -> Result<(), OsError> {
-        self.inner.delete(fd, events)
+    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+        self.inner.delete(fd, events, token)
     }
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
         if self.fail_wait.get() {
@@ -940,8 +940,8 @@ impl Backend for Noisy<'_> {
     fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
         self.inner.modify(fd, old, new, token)
     }
-    fn delete(&mut self, fd: RawFd, events: Events) -> Result<(), OsError> {
-        self.inner.delete(fd, events)
+    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+        self.inner.delete(fd, events, token)
     }
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
         self.count = self.inner.wait(timeout)? + 2 * NOISE;
@@ -1563,8 +1563,8 @@ impl Backend for Openable {
     fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
         self.0.modify(fd, old, new, token)
     }
-    fn delete(&mut self, fd: RawFd, events: Events) -> Result<(), OsError> {
-        self.0.delete(fd, events)
+    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+        self.0.delete(fd, events, token)
     }
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
         self.0.wait(timeout)

@@ -91,18 +91,15 @@ impl<const E: usize> Kqueue<E> {
 
     /// Makes the changes of `changes` for `fd` with one `kevent` call, and
     /// undoes the applied part if another part fails. `token` is the
-    /// registration's token; `None` (a delete, which has none) means
-    /// applied deletes cannot be undone (see [`Backend::delete`] below).
-    fn submit(&self, fd: RawFd, changes: &Changes, token: Option<Token>) -> Result<(), OsError> {
+    /// registration's token, which an undone delete is added back with.
+    fn submit(&self, fd: RawFd, changes: &Changes, token: Token) -> Result<(), OsError> {
         match self.apply(fd, changes, token) {
             Ok(()) => Ok(()),
             Err(failure) => {
-                if token.is_some() {
-                    // Best effort: if the undo fails too, the kernel refused
-                    // to restore a state it held a moment ago; the caller
-                    // still learns the first error, which is what failed.
-                    let _ = self.apply(fd, &failure.undo, token);
-                }
+                // Best effort: if the undo fails too, the kernel refused to
+                // restore a state it held a moment ago; the caller still
+                // learns the first error, which is what failed.
+                let _ = self.apply(fd, &failure.undo, token);
                 Err(failure.error)
             }
         }
@@ -110,12 +107,12 @@ impl<const E: usize> Kqueue<E> {
 
     /// One `kevent` call with `changes` for `fd`, each with `EV_RECEIPT`,
     /// settled receipt by receipt.
-    fn apply(&self, fd: RawFd, changes: &Changes, token: Option<Token>) -> Result<(), Failure> {
+    fn apply(&self, fd: RawFd, changes: &Changes, token: Token) -> Result<(), Failure> {
         if changes.is_empty() {
             return Ok(());
         }
         let changes_slice = changes.as_slice();
-        let udata = udata(token.unwrap_or(Token::INTERNAL));
+        let udata = udata(token);
         let mut native = [Event::new(EventFilter::Read(fd), EventFlags::empty(), udata); 2];
         for (slot, change) in native.iter_mut().zip(changes_slice) {
             *slot = kevent_change(fd, *change, udata);
@@ -296,11 +293,7 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// call. If one filter is refused, the other is deleted again.
     #[doc(alias = "kevent")]
     fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-        self.submit(
-            fd,
-            &Changes::transition(Events::empty(), events),
-            Some(token),
-        )
+        self.submit(fd, &Changes::transition(Events::empty(), events), token)
     }
 
     /// `EV_ADD` of the filters only `new` has and `EV_DELETE` of the ones
@@ -308,27 +301,18 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// If part of it is refused, the applied part is undone.
     #[doc(alias = "kevent")]
     fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
-        self.submit(fd, &Changes::transition(old, new), Some(token))
+        self.submit(fd, &Changes::transition(old, new), token)
     }
 
     /// `EV_DELETE` of the registered filters, in one `kevent` call. A receipt
     /// of `EBADF` (the fd was closed, which removed its filters) or `ENOENT`
     /// (the filter is gone: closed, number maybe reused) means the filter is
-    /// not watched, so it counts as success, as in Python.
-    ///
-    /// Any other refusal is returned. If the other filter's delete went
-    /// through, it stays deleted: a delete carries no token to add it back
-    /// with, so this is the one case where an error does not leave the
-    /// kernel exactly as before. The key then stays with both events while
-    /// the kernel watches only the filter whose delete failed; the next
-    /// `unregister` still succeeds (the missing filter counts as already
-    /// gone). No errno is known for which this happens: deleting an
-    /// existing filter does not fail.
-    ///
-    /// (`Backend::delete` would need the token to undo this.)
+    /// not watched, so it counts as success, as in Python. If one filter's
+    /// delete is refused otherwise, the other is added back with `token`, so
+    /// the kernel is as before.
     #[doc(alias = "kevent")]
-    fn delete(&mut self, fd: RawFd, events: Events) -> Result<(), OsError> {
-        self.submit(fd, &Changes::transition(events, Events::empty()), None)
+    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+        self.submit(fd, &Changes::transition(events, Events::empty()), token)
     }
 
     /// `kevent` with an empty change list into the buffer, then the merge.

@@ -205,7 +205,7 @@ impl<const E: usize> Backend for Epoll<E> {
     /// watched, so they count as success, as in Python.
     #[doc(alias = "epoll_ctl")]
     #[inline]
-    fn delete(&mut self, fd: RawFd, _events: Events) -> Result<(), OsError> {
+    fn delete(&mut self, fd: RawFd, _events: Events, _token: Token) -> Result<(), OsError> {
         match epoll::delete(&self.fd, raw::borrow(fd)) {
             Ok(()) | Err(Errno::BADF | Errno::NOENT) => Ok(()),
             Err(e) => Err(os_error(e)),

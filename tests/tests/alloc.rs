@@ -253,9 +253,9 @@ impl<B: Backend> Backend for CountingBackend<B> {
         self.calls += 1;
         self.inner.modify(fd, old, new, token)
     }
-    fn delete(&mut self, fd: RawFd, events: Events) -> Result<(), OsError> {
+    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
         self.calls += 1;
-        self.inner.delete(fd, events)
+        self.inner.delete(fd, events, token)
     }
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
         self.calls += 1;
