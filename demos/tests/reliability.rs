@@ -674,13 +674,15 @@ fn signal_storm_during_blocking_selects() {
         }
     };
     // Never before the 1 s timeout. A quiet worker sweeps after each 1 s
-    // select timeout, so by 2 s (plus slack); a busy one after the first
-    // select to return a second after the last sweep. A select that
-    // restarted its full timeout on each EINTR would not return before the
-    // quiet storm (4 s) ended.
+    // select timeout, so by 2 s (plus slack): a select that restarted its
+    // full timeout on each EINTR would not return before the quiet storm
+    // (4 s) ended. A busy one sweeps after the first select to return a
+    // second after the last sweep, also by about 2 s, but on two cores
+    // shared with the busy clients it can be late: there the bound only
+    // says the timeout was not lost.
     let check_idles = |what: &str, idles: &[Duration], quiet: bool| {
         assert!(!idles.is_empty(), "{what}: no idle peer was closed");
-        let most = Duration::from_millis(if quiet { 2500 } else { 3500 });
+        let most = Duration::from_millis(if quiet { 2500 } else { 6000 });
         for d in idles {
             assert!(
                 *d >= Duration::from_secs(1) && *d < most,
