@@ -630,8 +630,13 @@ fn signal_storm_during_blocking_selects() {
         "SigCgt {caught_mask:x}"
     );
     // The system call an idle worker blocks in: its selector's wait.
-    thread::sleep(Duration::from_millis(100));
-    let wait_nr = blocked_in(pid, tids[0]).expect("an idle worker is blocked");
+    // (/proc says "running" while the thread happens to run: look again.)
+    let wait_nr = (0..200)
+        .find_map(|_| {
+            thread::sleep(Duration::from_millis(10));
+            blocked_in(pid, tids[0])
+        })
+        .expect("an idle worker is blocked in a system call");
 
     let sent = Count::default();
     let in_wait = Count::default();
