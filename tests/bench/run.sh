@@ -1,0 +1,67 @@
+#!/bin/sh
+# Benchmarks of issue 5: ioselect against a raw epoll loop, mio, polling and
+# Python's selectors. One command builds everything and prints the tables:
+#
+#   tests/bench/run.sh           # full: ~4-5 min on 2 cores; writes tests/bench/results/
+#   tests/bench/run.sh --quick   # smoke (seconds once built): runs every harness and
+#                                # checks every byte and event; judges no speed; writes nothing
+#
+# Parts: tests/benches/select.rs (select cost, churn, size_of),
+# tests/benches/echo.rs (echo servers: CPU per message, messages/s, RTT,
+# bulk MB/s, peak RSS, binary sizes, echod's allocations, --threads 2), and,
+# in the full run when valgrind is installed, user-space instructions per
+# operation from callgrind (tests/bench/results/instructions.md).
+set -eu
+cd "$(dirname "$0")/../.."
+mode=""
+case "${1:-}" in
+    --quick) mode=--quick ;;
+    "") ;;
+    *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+esac
+
+cargo build --release -q -p ioselect-demos --bin echod
+cargo build --release -q -p ioselect-tests --examples
+cargo bench -q -p ioselect-tests --bench select --no-run
+cargo bench -q -p ioselect-tests --bench echo --no-run
+
+cargo bench -q -p ioselect-tests --bench select -- $mode
+cargo bench -q -p ioselect-tests --bench echo -- $mode
+
+if [ -z "$mode" ] && command -v valgrind >/dev/null 2>&1; then
+    # Instructions per operation, user space only: the difference of two
+    # runs with 1000 and 11000 operations, over 10000. Deterministic, so it
+    # shows the libraries' own work apart from the kernel's and the noise.
+    bench=$(ls -t target/release/deps/select-* | grep -v '\.d$' | head -n 1)
+    ir() {
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bench" --profile "$1" "$2" "$3" 2>&1 |
+            sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+    }
+    out=tests/bench/results/instructions.md
+    {
+        echo "## User-space instructions per operation (callgrind)"
+        echo
+        echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') with \`valgrind --tool=callgrind\` on \`select --profile SUBJECT OP OPS\`:"
+        echo "(instructions at 11000 ops - at 1000 ops) / 10000. N = K = 1. Kernel work is not counted."
+        echo
+        echo "| operation | raw epoll | ioselect | mio | polling |"
+        echo "|---|--:|--:|--:|--:|"
+        for op in select wake churn; do
+            row="| $op |"
+            for s in raw ioselect mio polling; do
+                if [ "$op" = select ] && [ "$s" = mio ]; then
+                    row="$row n/a (edge-triggered) |"
+                    continue
+                fi
+                a=$(ir "$s" "$op" 1000)
+                b=$(ir "$s" "$op" 11000)
+                row="$row $(( (b - a) / 10000 )) |"
+            done
+            echo "$row"
+        done
+        echo
+        echo "select: one select returning one level-triggered event and reading it; wake: one eventfd write, then that select;"
+        echo "churn: register + unregister of one fd."
+    } > "$out"
+    cat "$out"
+fi
