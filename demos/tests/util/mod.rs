@@ -2,6 +2,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 /// Fault, load and soak helpers (`echod` /proc figures, limits, streams).
+// Linux only, like the tests that use it (/proc figures, rlimit types).
+#[cfg(target_os = "linux")]
 pub mod fault;
 
 use std::io::{BufRead, BufReader, Read};
