@@ -66,6 +66,10 @@ trait Subject {
     /// Registers `fd` (not otherwise registered) for reading, then
     /// unregisters it.
     fn churn_one(&mut self, fd: BorrowedFd<'_>);
+    /// Registers `fd` for reading (set-up for `modify_one`), or unregisters it.
+    fn watch(&mut self, fd: BorrowedFd<'_>, on: bool);
+    /// Changes the interest of the watched `fd` to writing, then back.
+    fn modify_one(&mut self, fd: BorrowedFd<'_>);
 
     /// `iters` selects, each checked to report `expect` events.
     fn select_batch(&mut self, iters: u64, expect: usize) -> u64 {
@@ -101,6 +105,12 @@ trait Subject {
     fn churn_batch(&mut self, iters: u64, fd: BorrowedFd<'_>) {
         for _ in 0..iters {
             self.churn_one(fd);
+        }
+    }
+
+    fn modify_batch(&mut self, iters: u64, fd: BorrowedFd<'_>) {
+        for _ in 0..iters {
+            self.modify_one(fd);
         }
     }
 }
@@ -202,6 +212,21 @@ impl<const C: usize> Subject for Ioselect<C> {
             .expect("register");
         self.sel.unregister(fd).expect("unregister");
     }
+    fn watch(&mut self, fd: BorrowedFd<'_>, on: bool) {
+        if on {
+            self.sel
+                .register(fd.as_raw_fd(), Events::READ, u32::MAX)
+                .expect("register");
+        } else {
+            self.sel.unregister(fd.as_raw_fd()).expect("unregister");
+        }
+    }
+    #[inline(always)]
+    fn modify_one(&mut self, fd: BorrowedFd<'_>) {
+        let fd = fd.as_raw_fd();
+        self.sel.modify_events(fd, Events::WRITE).expect("modify");
+        self.sel.modify_events(fd, Events::READ).expect("modify");
+    }
 }
 
 /// The floor: `epoll_wait` into a buffer of `capacity` events and a walk over
@@ -293,6 +318,20 @@ impl<const ET: bool> Subject for Raw<ET> {
         epoll::add(&self.ep, fd, EventData::new_u64(u64::MAX), Self::flags()).expect("add");
         epoll::delete(&self.ep, fd).expect("delete");
     }
+    fn watch(&mut self, fd: BorrowedFd<'_>, on: bool) {
+        if on {
+            epoll::add(&self.ep, fd, EventData::new_u64(u64::MAX), Self::flags()).expect("add");
+        } else {
+            epoll::delete(&self.ep, fd).expect("delete");
+        }
+    }
+    #[inline(always)]
+    fn modify_one(&mut self, fd: BorrowedFd<'_>) {
+        let data = EventData::new_u64(u64::MAX);
+        let et = Self::flags() - EventFlags::IN;
+        epoll::modify(&self.ep, fd, data, EventFlags::OUT | et).expect("modify");
+        epoll::modify(&self.ep, fd, data, EventFlags::IN | et).expect("modify");
+    }
 }
 
 /// mio 1.x (`Poll`, edge-triggered).
@@ -368,6 +407,43 @@ impl Subject for Mio {
         registry
             .deregister(&mut mio::unix::SourceFd(&raw))
             .expect("deregister");
+    }
+    fn watch(&mut self, fd: BorrowedFd<'_>, on: bool) {
+        let raw = fd.as_raw_fd();
+        let registry = self.poll.registry();
+        if on {
+            registry
+                .register(
+                    &mut mio::unix::SourceFd(&raw),
+                    mio::Token(usize::MAX - 1),
+                    mio::Interest::READABLE,
+                )
+                .expect("register");
+        } else {
+            registry
+                .deregister(&mut mio::unix::SourceFd(&raw))
+                .expect("deregister");
+        }
+    }
+    #[inline(always)]
+    fn modify_one(&mut self, fd: BorrowedFd<'_>) {
+        let raw = fd.as_raw_fd();
+        let registry = self.poll.registry();
+        let token = mio::Token(usize::MAX - 1);
+        registry
+            .reregister(
+                &mut mio::unix::SourceFd(&raw),
+                token,
+                mio::Interest::WRITABLE,
+            )
+            .expect("reregister");
+        registry
+            .reregister(
+                &mut mio::unix::SourceFd(&raw),
+                token,
+                mio::Interest::READABLE,
+            )
+            .expect("reregister");
     }
 }
 
@@ -453,6 +529,33 @@ impl Subject for Polling {
                 .expect("add");
         }
         self.poller.delete(fd).expect("delete");
+    }
+    fn watch(&mut self, fd: BorrowedFd<'_>, on: bool) {
+        if on {
+            // SAFETY: unregistered again (`on == false`) before the caller
+            // closes the fd.
+            unsafe {
+                self.poller
+                    .add_with_mode(
+                        fd.as_raw_fd(),
+                        polling::Event::readable(usize::MAX - 1),
+                        polling::PollMode::Level,
+                    )
+                    .expect("add");
+            }
+        } else {
+            self.poller.delete(fd).expect("delete");
+        }
+    }
+    #[inline(always)]
+    fn modify_one(&mut self, fd: BorrowedFd<'_>) {
+        let key = usize::MAX - 1;
+        self.poller
+            .modify_with_mode(fd, polling::Event::writable(key), polling::PollMode::Level)
+            .expect("modify");
+        self.poller
+            .modify_with_mode(fd, polling::Event::readable(key), polling::PollMode::Level)
+            .expect("modify");
     }
 }
 
@@ -598,6 +701,7 @@ struct Tables {
     steady: Vec<Row>,
     wake: Vec<Row>,
     churn: Vec<Row>,
+    modify: Vec<Row>,
 }
 
 /// Tables A and B for `N` registered fds (capacity and buffer `N`), each
@@ -703,6 +807,20 @@ fn churn_row<const C: usize>(background: usize, opts: &Opts, t: &mut Tables) {
         opts,
         &|s, it| s.churn_batch(it, fd),
     ));
+    // Table D: the churned fd registered for reading, then its interest
+    // changed to writing and back.
+    for s in subjects.iter_mut() {
+        s.watch(fd, true);
+    }
+    t.modify.push(measure(
+        format!("D {background} others"),
+        &mut subjects,
+        opts,
+        &|s, it| s.modify_batch(it, fd),
+    ));
+    for s in subjects.iter_mut() {
+        s.watch(fd, false);
+    }
     // The churned fd is left registered nowhere: made readable, it is not
     // reported, and ioselect's table forgot it.
     wake(&churned);
@@ -848,6 +966,27 @@ fn markdown(t: &Tables, opts: &Opts, date: &str) -> String {
     );
     let _ = writeln!(md, "|--:|--:|--:|--:|--:|");
     for r in &t.churn {
+        let f = index(r, "raw epoll");
+        let bg = r.label.split(' ').nth(1).unwrap_or("?");
+        let _ = writeln!(
+            md,
+            "| {bg} | {} | {} | {} | {} |",
+            cell(r, f, f),
+            cell(r, index(r, "ioselect"), f),
+            cell(r, index(r, "mio"), f),
+            cell(r, index(r, "polling"), f)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n### D. Interest change: modify one fd from READ to WRITE and back (ns per pair)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| others registered | raw epoll (floor), ns | ioselect | mio | polling (level) |"
+    );
+    let _ = writeln!(md, "|--:|--:|--:|--:|--:|");
+    for r in &t.modify {
         let f = index(r, "raw epoll");
         let bg = r.label.split(' ').nth(1).unwrap_or("?");
         let _ = writeln!(
@@ -1183,6 +1322,7 @@ fn main() {
         steady: Vec::new(),
         wake: Vec::new(),
         churn: Vec::new(),
+        modify: Vec::new(),
     };
     eprintln!(
         "select bench ({} rounds, {:?} batches)",
