@@ -254,9 +254,10 @@ impl<const E: usize> Epoll<E> {
     /// ~150 ns per select there (`tests/benches/select.rs`).
     #[inline(never)]
     fn wait_deadline(&mut self, timeout: Duration) -> Result<usize, OsError> {
-        // `None` for "forever": a timeout too large to add to now.
+        // `None` for "forever": a timeout too large to add to now. One clock
+        // read: the first wait is the whole timeout, measured from it.
         let deadline = now().checked_add(timeout);
-        let mut left = deadline.map(|d| d.saturating_sub(now()));
+        let mut left = deadline.map(|_| timeout);
         loop {
             match self.wait_once(left) {
                 Ok(0) | Err(OsError::EINTR) => {}
