@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use crate::{Events, OsError, RawFd, Token};
+use crate::{Error, Events, OsError, RawFd, Token};
 
 /// What an OS crate implements: the kernel's interest set and its wait call.
 ///
@@ -17,9 +17,20 @@ use crate::{Events, OsError, RawFd, Token};
 /// - **Atomic.** A method that returns `Err` leaves the kernel's interest set
 ///   as it was (a backend that needs two kernel changes for one `modify`
 ///   rolls the first back when the second fails).
-/// - `delete` succeeds when the fd is no longer watched afterwards, including
-///   when the application already closed it (`EBADF`, `ENOENT`): the kernel
-///   has dropped it then, and Python's selectors succeed too.
+/// - Sources: a backend names what it watches by [`Source`](Self::Source):
+///   `BorrowedFd<'_>` for the OS backends, so the caller proves the fd is
+///   open for the duration of the call and no backend ever makes a
+///   `BorrowedFd` out of a number (I/O safety); a plain number for
+///   [`SoftBackend`](crate::SoftBackend). [`fd`](Self::fd) gives the number
+///   the key table files it under.
+/// - `delete` succeeds when the source is no longer watched afterwards,
+///   including when the kernel does not know it (`ENOENT`: the number was
+///   closed and now names another file): Python's selectors succeed too.
+/// - [`forget`](Self::forget) is told of a key whose fd the application
+///   closed while it was registered; it makes no kernel call.
+/// - A backend's own registrations (a waker's) are made under
+///   [`Token::INTERNAL`] on fds it owns and never hands out, so no
+///   `add`, `modify` or `delete` of an application's source can reach them.
 /// - `wait` stores the events in the backend's own fixed-size buffer and
 ///   returns how many it stored; [`event`](Self::event) reads them back until
 ///   the next `wait`. A token appears at most once per `wait` (merge read and
@@ -27,11 +38,12 @@ use crate::{Events, OsError, RawFd, Token};
 ///   are reported as `READ | WRITE`, the way Python's selectors do; the
 ///   selector masks them with the key's registered events.
 /// - Timeouts: `None` blocks until an event; `Some(Duration::ZERO)` polls; a
-///   positive timeout never returns early (round up, never down, so a
+///   positive timeout never returns early by the backend's clock (round up, never down, so a
 ///   sub-millisecond timeout does not become a busy poll), and
 ///   `Duration::MAX` neither overflows nor fails. Returning `Ok(0)` means the
 ///   time ran out. An interrupted wait (`EINTR`) is retried with the time
-///   that is left, never reported.
+///   that is left, never reported. A backend without a clock refuses a
+///   positive timeout with [`Error::NoClock`] rather than return early.
 /// - Events tagged [`Token::INTERNAL`] (a backend's own waker, say) are
 ///   allowed: the selector never delivers them.
 ///
@@ -41,7 +53,7 @@ use crate::{Events, OsError, RawFd, Token};
 ///
 /// ```
 /// use core::time::Duration;
-/// use ioselect_core::{Backend, Events, OsError, RawFd, Selector, Token};
+/// use ioselect_core::{Backend, Error, Events, OsError, RawFd, Selector, Token};
 ///
 /// #[derive(Default)]
 /// struct AlwaysReady {
@@ -56,6 +68,10 @@ use crate::{Events, OsError, RawFd, Token};
 /// }
 ///
 /// impl Backend for AlwaysReady {
+///     type Source<'a> = RawFd;
+///     fn fd(source: RawFd) -> RawFd {
+///         source
+///     }
 ///     fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
 ///         self.watched.push((fd, events, token)).map_err(|_| OsError::ENOMEM)
 ///     }
@@ -70,7 +86,7 @@ use crate::{Events, OsError, RawFd, Token};
 ///         }
 ///         Ok(())
 ///     }
-///     fn wait(&mut self, _timeout: Option<Duration>) -> Result<usize, OsError> {
+///     fn wait(&mut self, _timeout: Option<Duration>) -> Result<usize, Error> {
 ///         self.ready.clear();
 ///         for &(_, events, token) in &self.watched {
 ///             let _ = self.ready.push((token, events));
@@ -95,37 +111,73 @@ use crate::{Events, OsError, RawFd, Token};
 /// # Ok::<(), ioselect_core::Error>(())
 /// ```
 pub trait Backend {
-    /// Starts watching `fd` for `events`; its readiness comes back tagged
-    /// with `token`. The fd is not watched yet.
+    /// How a caller names an I/O source to this backend: `BorrowedFd<'a>`
+    /// for the OS backends, a plain [`RawFd`] for a software one.
+    type Source<'a>: Copy;
+
+    /// The number the key table files `source` under (its fd).
+    fn fd(source: Self::Source<'_>) -> RawFd;
+
+    /// Starts watching `source` for `events`; its readiness comes back
+    /// tagged with `token`. The source is not watched yet.
     ///
     /// # Errors
-    /// The kernel's refusal (`EBADF` for a closed fd, `EPERM` for a file
-    /// epoll cannot watch, `ENOMEM`, …); the interest set is unchanged.
-    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError>;
+    /// The kernel's refusal (`EPERM` for a file epoll cannot watch,
+    /// `ENOMEM`, `EEXIST` when the kernel still watches this open file under
+    /// this number for a key the selector no longer has, …); the interest
+    /// set is unchanged.
+    fn add(
+        &mut self,
+        source: Self::Source<'_>,
+        events: Events,
+        token: Token,
+    ) -> Result<(), OsError>;
 
-    /// Changes the events `fd` is watched for from `old` to `new` (they
+    /// Changes the events `source` is watched for from `old` to `new` (they
     /// differ), keeping `token`.
     ///
     /// # Errors
-    /// The kernel's refusal; the fd is then watched for `old` as before.
-    fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError>;
+    /// The kernel's refusal; the source is then watched for `old` as before.
+    fn modify(
+        &mut self,
+        source: Self::Source<'_>,
+        old: Events,
+        new: Events,
+        token: Token,
+    ) -> Result<(), OsError>;
 
-    /// Stops watching `fd`, which was watched for `events` under `token`
+    /// Stops watching `source`, which was watched for `events` under `token`
     /// (the token lets a backend that needs several kernel changes add back
     /// what it deleted when a later change fails).
     ///
     /// # Errors
-    /// Only when the fd is still watched afterwards, for `events` as before;
-    /// an fd the application already closed counts as deleted.
-    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError>;
+    /// Only when the source is still watched afterwards, for `events` as
+    /// before.
+    fn delete(
+        &mut self,
+        source: Self::Source<'_>,
+        events: Events,
+        token: Token,
+    ) -> Result<(), OsError>;
+
+    /// The application closed `fd` while it was registered for `events`
+    /// under `token` ([`Selector::unregister_closed`](crate::Selector::unregister_closed)):
+    /// drop whatever the backend keeps for it. It makes no kernel call, since
+    /// the number may name another file by now. The default does nothing:
+    /// closing an fd already removed it from epoll's and kqueue's interest
+    /// sets (epoll: unless a `dup` keeps the open file alive).
+    fn forget(&mut self, fd: RawFd, events: Events, token: Token) {
+        let _ = (fd, events, token);
+    }
 
     /// Waits for readiness, at most `timeout` (`None`: forever), and returns
     /// the number of events stored for [`event`](Self::event).
     ///
     /// # Errors
-    /// The kernel's refusal of the wait itself; never `EINTR`, never a
-    /// timeout (that is `Ok(0)`).
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError>;
+    /// [`Error::Os`] when the kernel refuses the wait itself, or
+    /// [`Error::NoClock`] for a positive timeout a backend cannot measure;
+    /// never `EINTR`, never a timeout (that is `Ok(0)`).
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error>;
 
     /// The token and readiness of event `index` of the last `wait`, or `None`
     /// when `index` is not below the count that `wait` returned.
@@ -141,4 +193,16 @@ pub trait OpenBackend: Backend + Sized {
     /// # Errors
     /// The kernel's refusal, e.g. `EMFILE` when the process is out of fds.
     fn open() -> Result<Self, OsError>;
+}
+
+/// A backend that can start over: what
+/// [`SelectorIn::rebuild`](crate::SelectorIn::rebuild) needs.
+pub trait Renew: Backend + Sized {
+    /// A new backend with an empty interest set that keeps this one's own
+    /// registrations (its waker: wakers made for this backend wake the new
+    /// one).
+    ///
+    /// # Errors
+    /// The kernel's refusal, e.g. `EMFILE`.
+    fn renew(&self) -> Result<Self, OsError>;
 }

@@ -44,9 +44,19 @@ impl OsError {
     }
 }
 
+/// With the `std` feature, the platform's message, as `std::io::Error`
+/// prints it (`Bad file descriptor (os error 9)`); without it (core knows
+/// no platform's messages), `os error 9`.
 impl fmt::Display for OsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "os error {}", self.0)
+        #[cfg(feature = "std")]
+        {
+            fmt::Display::fmt(&std::io::Error::from_raw_os_error(self.0), f)
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            write!(f, "os error {}", self.0)
+        }
     }
 }
 
@@ -75,6 +85,20 @@ pub enum Error {
     InvalidFd,
     /// The key table holds its full capacity `N` already.
     Full,
+    /// `register` of an fd the table does not know, which the kernel already
+    /// watches (epoll's `EEXIST`): an fd with this number was closed while it
+    /// was registered (or removed with
+    /// [`unregister_closed`](crate::Selector::unregister_closed)) while a
+    /// `dup` of it, or a child process, kept its open file alive, and this is
+    /// that same open file again. epoll keeps watching such a file, under
+    /// the old key's token: its events are dropped as stale but still end
+    /// every `select`. [`rebuild`](crate::SelectorIn::rebuild) starts a fresh
+    /// kernel object without it.
+    StaleRegistration,
+    /// A `select` with a positive timeout on a backend that has no clock to
+    /// measure it (a software backend on bare metal without a platform
+    /// clock): refused, rather than returning early.
+    NoClock,
     /// The backend (the kernel) refused the operation.
     Os(OsError),
 }
@@ -87,17 +111,67 @@ impl fmt::Display for Error {
             Self::InvalidEvents => f.write_str("invalid events mask"),
             Self::InvalidFd => f.write_str("invalid file descriptor"),
             Self::Full => f.write_str("selector key table is full"),
+            Self::StaleRegistration => f.write_str(
+                "the kernel still watches this open file for a key closed while registered",
+            ),
+            Self::NoClock => f.write_str("timed select on a backend without a clock"),
             Self::Os(e) => fmt::Display::fmt(e, f),
         }
     }
 }
 
-impl core::error::Error for Error {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+/// `source()` is `None` for every variant: [`Error::Os`] displays the OS
+/// error itself, so a report that walks the chain (anyhow's `{:#}`) prints
+/// it once.
+impl core::error::Error for Error {}
+
+impl Error {
+    /// The `std::io::ErrorKind` this error converts to (with the `std`
+    /// feature, `?` turns an `Error` into a `std::io::Error` of this kind).
+    #[cfg(feature = "std")]
+    #[must_use]
+    pub fn kind(&self) -> std::io::ErrorKind {
+        use std::io::ErrorKind;
         match self {
-            Self::Os(e) => Some(e),
-            _ => None,
+            Self::AlreadyRegistered | Self::StaleRegistration => ErrorKind::AlreadyExists,
+            Self::NotRegistered => ErrorKind::NotFound,
+            Self::InvalidEvents | Self::InvalidFd => ErrorKind::InvalidInput,
+            Self::Full => ErrorKind::OutOfMemory,
+            Self::NoClock => ErrorKind::Unsupported,
+            Self::Os(e) => std::io::Error::from_raw_os_error(e.raw()).kind(),
         }
+    }
+}
+
+/// `?` from an [`OsError`] into `std::io::Result`: the same OS error.
+#[cfg(feature = "std")]
+impl From<OsError> for std::io::Error {
+    #[inline]
+    fn from(e: OsError) -> Self {
+        Self::from_raw_os_error(e.raw())
+    }
+}
+
+/// `?` from an [`Error`] into `std::io::Result`: [`Error::Os`] becomes that
+/// OS error (no allocation), the others an error of [`Error::kind`] that
+/// carries the `Error` (`get_ref()` + `downcast_ref::<Error>()` gets it back).
+#[cfg(feature = "std")]
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Os(os) => os.into(),
+            other => Self::new(other.kind(), other),
+        }
+    }
+}
+
+/// `?` from a [`DataError<T>`] into `std::io::Result`, for any `T`: the data
+/// is dropped (use [`DataError::into_parts`] to keep it).
+#[cfg(feature = "std")]
+impl<T> From<DataError<T>> for std::io::Error {
+    #[inline]
+    fn from(e: DataError<T>) -> Self {
+        e.error.into()
     }
 }
 
@@ -112,7 +186,13 @@ impl From<OsError> for Error {
 /// `modify`, `modify_data`): the error, and the data handed back.
 ///
 /// Nothing is lost: on every error the data comes back here, and the selector
-/// is as it was. Converts into [`Error`] with `?` when the data is not needed.
+/// is as it was. Converts with `?` into [`Error`], and with the `std`
+/// feature into `std::io::Error`, for any `T`, when the data is not needed.
+///
+/// It implements `core::error::Error` for every `T` too, but error-report
+/// types ask more of it: `anyhow::Error` needs `T: Send + Sync + 'static`
+/// and `Box<dyn Error>` needs `T: 'static`. When `T` is not, convert first:
+/// `sel.register(..).map_err(Error::from)?`.
 pub struct DataError<T> {
     /// What went wrong.
     pub error: Error,
@@ -142,14 +222,8 @@ impl<T> fmt::Display for DataError<T> {
     }
 }
 
-impl<T> core::error::Error for DataError<T> {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match &self.error {
-            Error::Os(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// Like [`Error`], `source()` is `None`: the message is the error's.
+impl<T> core::error::Error for DataError<T> {}
 
 impl<T> From<DataError<T>> for Error {
     #[inline]

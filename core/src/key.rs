@@ -48,13 +48,92 @@ impl<T> SelectorKey<T> {
     }
 }
 
+/// A registered key as [`Selector::next_ready`](crate::Selector::next_ready)
+/// and [`Selector::get_key_mut`](crate::Selector::get_key_mut) hand it out:
+/// the fd and events to read, the data to read and change.
+///
+/// Nothing else can change through it: the key cannot be replaced or moved,
+/// so the table always agrees with the kernel.
+///
+/// ```
+/// # use ioselect_core::{Events, Selector, SoftBackend, SoftReadiness};
+/// # static R: SoftReadiness<8> = SoftReadiness::new();
+/// # let mut sel: Selector<SoftBackend<'static, 8>, u32, 4> = Selector::new(SoftBackend::new(&R));
+/// sel.register(1, Events::READ, 1)?;
+/// *sel.get_key_mut(1).unwrap().data_mut() = 10;
+/// assert_eq!(sel.get_key(1).map(|k| *k.data()), Some(10));
+/// # Ok::<(), ioselect_core::Error>(())
+/// ```
+///
+/// Overwriting a key with another one does not compile:
+///
+/// ```compile_fail
+/// # use ioselect_core::{Events, Selector, SoftBackend, SoftReadiness};
+/// # static R: SoftReadiness<8> = SoftReadiness::new();
+/// # let mut sel: Selector<SoftBackend<'static, 8>, u32, 4> = Selector::new(SoftBackend::new(&R));
+/// sel.register(1, Events::READ, 1)?;
+/// sel.register(2, Events::READ, 2)?;
+/// let two = sel.get_key(2).unwrap().clone();
+/// *sel.get_key_mut(1).unwrap() = two;
+/// # Ok::<(), ioselect_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct KeyMut<'a, T> {
+    fd: RawFd,
+    events: Events,
+    data: &'a mut T,
+}
+
+impl<'a, T> KeyMut<'a, T> {
+    #[inline]
+    pub(crate) fn new(key: &'a mut SelectorKey<T>) -> Self {
+        Self {
+            fd: key.fd,
+            events: key.events,
+            data: &mut key.data,
+        }
+    }
+
+    /// The registered file descriptor.
+    #[inline]
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// The events this key is registered for.
+    #[inline]
+    pub fn events(&self) -> Events {
+        self.events
+    }
+
+    /// The user data.
+    #[inline]
+    pub fn data(&self) -> &T {
+        self.data
+    }
+
+    /// Mutable access to the user data.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut T {
+        self.data
+    }
+
+    /// The mutable data, for as long as the key was borrowed.
+    #[inline]
+    pub fn into_data_mut(self) -> &'a mut T {
+        self.data
+    }
+}
+
 /// The opaque tag a backend stores with each kernel registration and hands
 /// back with each readiness event.
 ///
-/// It packs a slot index of the key table and that slot's generation, so an
-/// event that was queued for a key which has since been unregistered (and
-/// whose slot or fd number may be in use again) is recognised as stale and
-/// never delivered. Backends store and return it unchanged.
+/// It packs a slot index of the key table and a tag that numbers the
+/// registration, so an event that was queued for a key which has since been
+/// unregistered (and whose slot or fd number may be in use again) is
+/// recognised as stale and never delivered (see
+/// [`KeyMapIn`](crate::KeyMapIn) for how long that holds). Backends store and
+/// return it unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(transparent)]
@@ -64,19 +143,4 @@ impl Token {
     /// A token that never names a key. Backends use it for their own internal
     /// registrations (a waker, say); the selector skips its events.
     pub const INTERNAL: Self = Self(u64::MAX);
-
-    #[inline]
-    pub(crate) const fn new(index: u32, generation: u32) -> Self {
-        Self(((generation as u64) << 32) | index as u64)
-    }
-
-    #[inline]
-    pub(crate) const fn index(self) -> u32 {
-        self.0 as u32
-    }
-
-    #[inline]
-    pub(crate) const fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
-    }
 }

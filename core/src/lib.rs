@@ -19,13 +19,19 @@
 //! | feature | effect |
 //! |---|---|
 //! | `defmt` | `defmt::Format` for the public types, and debug logging of refused calls through defmt |
+//! | `std` | `?` from [`Error`], [`OsError`] and [`DataError`] into `std::io::Error` (with the matching `io::ErrorKind`), and the platform's message in [`OsError`]'s `Display` |
+//! | `testing` | hooks for tests (fault injection in [`SoftBackend`], the registration counter); not part of the API, and may change in any release |
 #![no_std]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+
+#[cfg(feature = "std")]
+extern crate std;
 
 #[macro_use]
 mod fmt;
@@ -41,19 +47,21 @@ mod soft;
 #[cfg(feature = "defmt")]
 mod defmt;
 
-pub use backend::{Backend, OpenBackend};
+pub use backend::{Backend, OpenBackend, Renew};
 pub use error::{DataError, Error, OsError};
 pub use events::Events;
-pub use key::{SelectorKey, Token};
-pub use map::{Iter, KeyMap};
-pub use selector::Selector;
+pub use key::{KeyMut, SelectorKey, Token};
+pub use map::{Iter, KeyMap, KeyMapIn, Slot, Storage};
+pub use selector::{Selector, SelectorIn};
 pub use soft::{SoftBackend, SoftReadiness};
 
 /// A file descriptor number, as the kernel and Python's `fileno()` give it.
 ///
-/// Core knows no OS, so this is the plain C `int`; with the OS crates, pass
-/// `AsRawFd::as_raw_fd()` of a socket. For [`SoftBackend`] it numbers a
-/// software source.
+/// Core knows no OS, so this is the plain C `int`. The key table files keys
+/// under it; the OS crates take a `BorrowedFd` for every call that reaches
+/// the kernel, and the number only where none does
+/// ([`Selector::get_key`], [`Selector::unregister_closed`], …). For
+/// [`SoftBackend`] it numbers a software source.
 pub type RawFd = i32;
 
 #[cfg(test)]

@@ -2,13 +2,48 @@
 
 use core::time::Duration;
 
-use crate::{Backend, DataError, Error, Events, KeyMap, OpenBackend, RawFd, SelectorKey, Token};
+use crate::{
+    Backend, DataError, Error, Events, KeyMapIn, KeyMut, OpenBackend, OsError, RawFd, Renew,
+    SelectorKey, Slot, Storage, Token,
+};
 
 /// Python's `selectors.BaseSelector`, allocation-free: at most `N` keys with
-/// user data `T`, over the kernel mechanism `B`.
+/// user data `T`, over the kernel mechanism `B`, the table inline.
 ///
 /// OS crates name it for their backend (`ioselect_linux::DefaultSelector<T,
 /// N>`); core's [`SoftBackend`](crate::SoftBackend) drives it without an OS.
+/// It is [`SelectorIn`] with inline storage: see there for every method, and
+/// for tables too large to build on the stack.
+pub type Selector<B, T, const N: usize> = SelectorIn<B, T, [Slot<T>; N]>;
+
+/// A selector whose key table lives in storage `S` ([`Storage`]): inline
+/// (`[Slot<T>; N]`, the [`Selector`] alias) or in memory the application
+/// provides (`&mut [Slot<T>]`, `Box<[Slot<T>]>`, a `static` array).
+///
+/// # Memory and stack
+/// The table takes `capacity * size_of::<Slot<T>>()` bytes
+/// (`size_of::<Slot<u64>>()` is 40 on 64-bit targets: 2.6 MB for 65,536
+/// keys), plus the backend's event buffer (epoll: 12 bytes per event on
+/// x86_64, 16 elsewhere). A [`Selector`] holds both inline: building one by
+/// value passes it through the stack, several times over in a debug build.
+/// For large tables, give the table its own memory with
+/// [`with_storage`](Self::with_storage) or [`open_in`](Self::open_in):
+/// that takes O(1) stack whatever the capacity, and the selector itself is
+/// then the backend plus a few words. A `static` built by the `const`
+/// [`Selector::new`] takes no stack at all.
+///
+/// ```
+/// use ioselect_core::{Events, SelectorIn, Slot, SoftBackend, SoftReadiness};
+///
+/// static READINESS: SoftReadiness<4> = SoftReadiness::new();
+/// // 100,000 slots on the heap, never on the stack (no `alloc` in the library:
+/// // the application brings the memory).
+/// let table: Vec<Slot<u64>> = std::iter::repeat_with(Slot::new).take(100_000).collect();
+/// let mut sel = SelectorIn::with_storage(SoftBackend::new(&READINESS), table);
+/// sel.register(1, Events::READ, 7)?;
+/// assert_eq!(sel.map().capacity(), 100_000);
+/// # Ok::<(), ioselect_core::Error>(())
+/// ```
 ///
 /// # Handling events while changing registrations
 /// [`select`](Self::select) waits and keeps the batch of ready events inside
@@ -48,34 +83,90 @@ use crate::{Backend, DataError, Error, Events, KeyMap, OpenBackend, RawFd, Selec
 /// assert!(sel.is_empty());
 /// # Ok::<(), ioselect_core::Error>(())
 /// ```
-pub struct Selector<B, T, const N: usize> {
+pub struct SelectorIn<B, T, S: Storage<T>> {
     backend: B,
-    keys: KeyMap<T, N>,
+    keys: KeyMapIn<T, S>,
     /// Events of the last `select` not yet handed out: `cursor..batch`.
     cursor: usize,
     batch: usize,
 }
 
-impl<B: Backend, T, const N: usize> Selector<B, T, N> {
-    /// A selector with no keys over `backend`. `const`, so it can be built in
-    /// a `static` initialiser when the backend can.
+impl<B: Backend, T, const N: usize> SelectorIn<B, T, [Slot<T>; N]> {
+    /// A selector with no keys over `backend`, the table inline. `const`, so
+    /// it can be built in a `static` initialiser when the backend can.
     pub const fn new(backend: B) -> Self {
         Self {
             backend,
-            keys: KeyMap::new(),
+            keys: KeyMapIn::new(),
+            cursor: 0,
+            batch: 0,
+        }
+    }
+}
+
+impl<B: OpenBackend, T, const N: usize> SelectorIn<B, T, [Slot<T>; N]> {
+    /// Opens a new backend and a selector over it: Python's
+    /// `selectors.DefaultSelector()`. The same call on every platform:
+    /// `ioselect_linux::DefaultSelector::<T, N>::open()` (epoll),
+    /// `ioselect_bsd::DefaultSelector::<T, N>::open()` (kqueue).
+    ///
+    /// # Errors
+    /// [`Error::Os`] when the kernel object cannot be created.
+    pub fn open() -> Result<Self, Error> {
+        Ok(Self::new(B::open()?))
+    }
+}
+
+impl<B: OpenBackend, T, S: Storage<T>> SelectorIn<B, T, S> {
+    /// [`open`](Selector::open) with the table in `storage`: O(1) stack
+    /// whatever its size (see [`with_storage`](Self::with_storage)).
+    ///
+    /// # Errors
+    /// [`Error::Os`] when the kernel object cannot be created.
+    pub fn open_in(storage: S) -> Result<Self, Error> {
+        Ok(Self::with_storage(B::open()?, storage))
+    }
+}
+
+impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
+    /// A selector with no keys over `backend`, its table in `storage`, which
+    /// holds at most `storage.as_ref().len()` keys. Slots still holding keys
+    /// (storage reused from an earlier selector) are emptied. O(capacity)
+    /// time, O(1) stack.
+    pub fn with_storage(backend: B, storage: S) -> Self {
+        Self {
+            backend,
+            keys: KeyMapIn::with_storage(storage),
             cursor: 0,
             batch: 0,
         }
     }
 
-    /// Registers `fd` for `events` with `data` (Python's `register`).
+    /// Registers `source` for `events` with `data` (Python's `register`).
+    ///
+    /// On the OS backends `source` is a `BorrowedFd` (`sock.as_fd()`): the
+    /// kernel is only ever handed an fd the caller proves open. The key is
+    /// filed under its number.
+    ///
+    /// ```
+    /// # use ioselect_core::{Events, Selector, SoftBackend, SoftReadiness};
+    /// # static R: SoftReadiness<8> = SoftReadiness::new();
+    /// # let mut sel: Selector<SoftBackend<'static, 8>, &str, 4> = Selector::new(SoftBackend::new(&R));
+    /// sel.register(3, Events::READ, "three")?;
+    /// assert_eq!(sel.get_key(3).map(|k| *k.data()), Some("three"));
+    /// // A second registration of the same fd is refused, and the data comes back.
+    /// let refused = sel.register(3, Events::WRITE, "again").unwrap_err();
+    /// assert_eq!(refused.into_parts(), (ioselect_core::Error::AlreadyRegistered, "again"));
+    /// # Ok::<(), ioselect_core::Error>(())
+    /// ```
     ///
     /// # Errors
     /// In Python's order of checks: [`Error::InvalidEvents`],
     /// [`Error::InvalidFd`] for a negative fd, [`Error::AlreadyRegistered`],
-    /// [`Error::Full`], or the kernel's
-    /// [`Error::Os`]. The data comes back in the error, and neither the table
-    /// nor the kernel changed.
+    /// [`Error::Full`], [`Error::StaleRegistration`] when the kernel already
+    /// watches that open file for a key closed while registered, or the
+    /// kernel's [`Error::Os`]. The data comes back in the error, and neither
+    /// the table nor the kernel changed.
     // `register` and `unregister` are thin and always inlined: their kernel
     // call then runs in the caller's own frame, with the table work in
     // out-of-line helpers before and after it. On machines that clear the
@@ -83,15 +174,137 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     // was live across a syscall mispredicts; measured ~200 ns per syscall on
     // the benchmark VM (`tests/benches/select.rs`, table C).
     #[inline(always)]
-    pub fn register(&mut self, fd: RawFd, events: Events, data: T) -> Result<(), DataError<T>> {
+    pub fn register(
+        &mut self,
+        source: B::Source<'_>,
+        events: Events,
+        data: T,
+    ) -> Result<(), DataError<T>> {
+        let fd = B::fd(source);
         let token = match self.vacancy(fd, events) {
             Ok(token) => token,
             Err(error) => return Err(Self::refused(fd, error, data)),
         };
-        match self.backend.add(fd, events, token) {
-            Ok(()) => self.insert_added(fd, events, data, token),
-            Err(e) => Err(Self::refused(fd, Error::Os(e), data)),
+        match self.backend.add(source, events, token) {
+            Ok(()) => self.insert_added(source, events, data, token),
+            Err(e) => Err(Self::refused(fd, Self::add_error(e), data)),
         }
+    }
+
+    /// [`register`](Self::register) for data that owns its source (the
+    /// socket itself, or an enum of them): `source_of` names the source
+    /// through the data, so the data can be moved into the key while the
+    /// kernel is handed a borrow of it. `source_of` is called before the
+    /// data moves (and, should the kernel side need undoing, once more).
+    ///
+    /// ```
+    /// # use ioselect_core::{Events, Selector, SoftBackend, SoftReadiness, RawFd};
+    /// # static R: SoftReadiness<8> = SoftReadiness::new();
+    /// /// A connection that owns its fd (a number, on the software backend).
+    /// struct Conn { fd: RawFd, sent: usize }
+    /// let mut sel: Selector<SoftBackend<'static, 8>, Conn, 4> = Selector::new(SoftBackend::new(&R));
+    /// sel.register_with(Events::READ, Conn { fd: 5, sent: 0 }, |c| c.fd)?;
+    /// // Unregister or change it later by number: the source comes from the data.
+    /// sel.modify_events_with(5, Events::WRITE, |c| c.fd)?;
+    /// let conn = sel.unregister_with(5, |c| c.fd)?.into_data();
+    /// assert_eq!((conn.fd, conn.sent), (5, 0));
+    /// # Ok::<(), ioselect_core::Error>(())
+    /// ```
+    /// On the OS backends, with `std::os::fd::AsFd` in scope:
+    /// `sel.register_with(Events::READ, stream, TcpStream::as_fd)?`. Pass a
+    /// function, or a closure written in the call (`|c| c.sock.as_fd()`): a
+    /// closure stored in a `let` first does not get the signature
+    /// `for<'d> Fn(&'d T) -> Source<'d>` and is refused.
+    ///
+    /// # Errors
+    /// As [`register`](Self::register), with the data handed back.
+    pub fn register_with<F>(
+        &mut self,
+        events: Events,
+        data: T,
+        source_of: F,
+    ) -> Result<(), DataError<T>>
+    where
+        F: for<'d> Fn(&'d T) -> B::Source<'d>,
+    {
+        let source = source_of(&data);
+        let fd = B::fd(source);
+        let token = match self.vacancy(fd, events) {
+            Ok(token) => token,
+            Err(error) => return Err(Self::refused(fd, error, data)),
+        };
+        if let Err(e) = self.backend.add(source, events, token) {
+            return Err(Self::refused(fd, Self::add_error(e), data));
+        }
+        match self.keys.insert(fd, events, data) {
+            Ok(inserted) => {
+                debug_assert_eq!(inserted, token);
+                Ok(())
+            }
+            // Unreachable (`vacancy` said there is room), but if it were:
+            // undo the kernel side too.
+            Err(data) => {
+                let _ = self.backend.delete(source_of(&data), events, token);
+                Err(Self::refused(fd, Error::Full, data))
+            }
+        }
+    }
+
+    /// [`unregister`](Self::unregister) of the key of `fd`, naming its source
+    /// to the kernel through the key's own data (see
+    /// [`register_with`](Self::register_with)): for data that owns its
+    /// socket, which cannot be borrowed from outside the selector while the
+    /// selector is called.
+    ///
+    /// # Errors
+    /// As [`unregister`](Self::unregister), and [`Error::InvalidFd`] when
+    /// `source_of` names another fd than the key's; the key then stays.
+    pub fn unregister_with<F>(&mut self, fd: RawFd, source_of: F) -> Result<SelectorKey<T>, Error>
+    where
+        F: for<'d> FnOnce(&'d T) -> B::Source<'d>,
+    {
+        let (events, token) = self.registered(fd)?;
+        let Some(key) = self.keys.get(fd) else {
+            return Err(Error::NotRegistered);
+        };
+        let source = source_of(&key.data);
+        if B::fd(source) != fd {
+            return Err(Error::InvalidFd);
+        }
+        self.backend.delete(source, events, token)?;
+        self.forget(fd)
+    }
+
+    /// [`modify_events`](Self::modify_events) of the key of `fd`, naming its
+    /// source to the kernel through the key's own data (see
+    /// [`register_with`](Self::register_with)).
+    ///
+    /// # Errors
+    /// As [`modify_events`](Self::modify_events), and [`Error::InvalidFd`]
+    /// when `source_of` names another fd than the key's; nothing changes
+    /// then.
+    pub fn modify_events_with<F>(
+        &mut self,
+        fd: RawFd,
+        events: Events,
+        source_of: F,
+    ) -> Result<(), Error>
+    where
+        F: for<'d> FnOnce(&'d T) -> B::Source<'d>,
+    {
+        let (key, token) = self.keys.lookup(fd)?;
+        if !events.is_valid() {
+            return Err(Error::InvalidEvents);
+        }
+        if key.events != events {
+            let source = source_of(&key.data);
+            if B::fd(source) != fd {
+                return Err(Error::InvalidFd);
+            }
+            self.backend.modify(source, key.events, events, token)?;
+            key.events = events;
+        }
+        Ok(())
     }
 
     /// The token a new registration of `fd` gets, or why it is refused.
@@ -109,15 +322,28 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
         }
     }
 
-    /// Enters the key of `fd`, which the backend has just added with `token`.
+    /// A kernel refusal of `add`: `EEXIST` for an fd the table does not have
+    /// is a registration the kernel kept for a key closed while registered.
+    #[cold]
+    fn add_error(e: OsError) -> Error {
+        if e == OsError::EEXIST {
+            Error::StaleRegistration
+        } else {
+            Error::Os(e)
+        }
+    }
+
+    /// Enters the key of `source`, which the backend has just added with
+    /// `token`.
     #[inline(never)]
     fn insert_added(
         &mut self,
-        fd: RawFd,
+        source: B::Source<'_>,
         events: Events,
         data: T,
         token: Token,
     ) -> Result<(), DataError<T>> {
+        let fd = B::fd(source);
         match self.keys.insert(fd, events, data) {
             Ok(inserted) => {
                 debug_assert_eq!(inserted, token);
@@ -126,7 +352,7 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
             // Unreachable (`vacancy` said there is room), but if it were:
             // undo the kernel side too.
             Err(data) => {
-                let _ = self.backend.delete(fd, events, token);
+                let _ = self.backend.delete(source, events, token);
                 Err(Self::refused(fd, Error::Full, data))
             }
         }
@@ -139,20 +365,56 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
         DataError { error, data }
     }
 
-    /// Unregisters `fd`, returning its key (Python's `unregister`).
+    /// Unregisters `source`, returning its key (Python's `unregister`).
     ///
-    /// An fd that the application closed while it was registered is still
-    /// unregistered here, and succeeds: the kernel already forgot it.
+    /// Only an open fd can be named here. For a key whose fd the application
+    /// already closed, use [`unregister_closed`](Self::unregister_closed).
+    /// When the number has meanwhile been reused by another file, which the
+    /// kernel does not watch, this succeeds too: the key goes and the kernel
+    /// is not touched.
+    ///
+    /// ```
+    /// # use ioselect_core::{Events, Selector, SoftBackend, SoftReadiness};
+    /// # static R: SoftReadiness<8> = SoftReadiness::new();
+    /// # let mut sel: Selector<SoftBackend<'static, 8>, &str, 4> = Selector::new(SoftBackend::new(&R));
+    /// sel.register(3, Events::READ, "three")?;
+    /// let key = sel.unregister(3)?;
+    /// assert_eq!((key.fd(), key.into_data()), (3, "three"));
+    /// assert_eq!(sel.unregister(3).unwrap_err(), ioselect_core::Error::NotRegistered);
+    /// # Ok::<(), ioselect_core::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidFd`] for a negative fd, [`Error::NotRegistered`]; or
     /// [`Error::Os`] when the kernel still watches the fd afterwards, and then
     /// the key stays.
     #[inline(always)]
-    pub fn unregister(&mut self, fd: RawFd) -> Result<SelectorKey<T>, Error> {
+    pub fn unregister(&mut self, source: B::Source<'_>) -> Result<SelectorKey<T>, Error> {
         // Thin, like `register`: the kernel call runs in the caller's frame.
+        let fd = B::fd(source);
         let (events, token) = self.registered(fd)?;
-        self.backend.delete(fd, events, token)?;
+        self.backend.delete(source, events, token)?;
+        self.forget(fd)
+    }
+
+    /// Unregisters the key of `fd`, which the application has already
+    /// closed, without a kernel call (there is no open fd to name, and the
+    /// number may belong to another file by now). Python's `unregister` of a
+    /// closed file object.
+    ///
+    /// Closing the fd removed it from the kernel's interest set, except on
+    /// epoll when the open file lives on (a `dup`, a child after `fork`):
+    /// then epoll keeps reporting it under the old key's token. The selector
+    /// drops those events as stale, but they end every `select` (a busy
+    /// loop if the file stays ready), and registering that file again fails
+    /// with [`Error::StaleRegistration`]; [`rebuild`](Self::rebuild) clears
+    /// it. Unregister before closing to avoid all of this.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFd`] for a negative fd, [`Error::NotRegistered`].
+    pub fn unregister_closed(&mut self, fd: RawFd) -> Result<SelectorKey<T>, Error> {
+        let (events, token) = self.registered(fd)?;
+        self.backend.forget(fd, events, token);
         self.forget(fd)
     }
 
@@ -167,37 +429,54 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
         self.keys.remove(fd).ok_or(Error::NotRegistered)
     }
 
-    /// Changes the events of `fd` and replaces its data, returning the old
-    /// data (Python's `modify(fileobj, events, data)`).
+    /// Changes the events of `source` and replaces its data, returning the
+    /// old data (Python's `modify(fileobj, events, data)`).
+    ///
+    /// ```
+    /// # use ioselect_core::{Events, Selector, SoftBackend, SoftReadiness};
+    /// # static R: SoftReadiness<8> = SoftReadiness::new();
+    /// # let mut sel: Selector<SoftBackend<'static, 8>, &str, 4> = Selector::new(SoftBackend::new(&R));
+    /// sel.register(3, Events::READ, "reading")?;
+    /// // Output is pending: wait for room to write, as the seed's client does.
+    /// let old = sel.modify(3, Events::WRITE, "writing")?;
+    /// assert_eq!(old, "reading");
+    /// assert_eq!(sel.get_key(3).map(|k| k.events()), Some(Events::WRITE));
+    /// # Ok::<(), ioselect_core::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidFd`] or [`Error::NotRegistered`] (checked first, as in
     /// Python), [`Error::InvalidEvents`] or [`Error::Os`]; the new data comes
-    /// back, and the key (old events, old data) and the kernel are unchanged, unlike Python, which drops the key when the
-    /// kernel refuses.
-    pub fn modify(&mut self, fd: RawFd, events: Events, data: T) -> Result<T, DataError<T>> {
-        if let Err(error) = self.modify_events(fd, events) {
+    /// back, and the key (old events, old data) and the kernel are
+    /// unchanged, unlike Python, which drops the key when the kernel refuses.
+    pub fn modify(
+        &mut self,
+        source: B::Source<'_>,
+        events: Events,
+        data: T,
+    ) -> Result<T, DataError<T>> {
+        if let Err(error) = self.modify_events(source, events) {
             return Err(DataError { error, data });
         }
-        self.modify_data(fd, data)
+        self.modify_data(B::fd(source), data)
     }
 
-    /// Changes only the events of `fd` (Python's `modify(fileobj, events)`,
-    /// keeping the data). Setting the events a key already has makes no
-    /// kernel call.
+    /// Changes only the events of `source` (Python's `modify(fileobj,
+    /// events)`, keeping the data). Setting the events a key already has
+    /// makes no kernel call.
     ///
     /// # Errors
     /// [`Error::InvalidFd`] or [`Error::NotRegistered`] (checked first, as in
     /// Python), [`Error::InvalidEvents`] or [`Error::Os`]; the key and the
     /// kernel are then unchanged.
-    pub fn modify_events(&mut self, fd: RawFd, events: Events) -> Result<(), Error> {
+    pub fn modify_events(&mut self, source: B::Source<'_>, events: Events) -> Result<(), Error> {
         // Python's order: the fd is looked up before the events are checked.
-        let (key, token) = self.keys.lookup(fd)?;
+        let (key, token) = self.keys.lookup(B::fd(source))?;
         if !events.is_valid() {
             return Err(Error::InvalidEvents);
         }
         if key.events != events {
-            self.backend.modify(fd, key.events, events, token)?;
+            self.backend.modify(source, key.events, events, token)?;
             key.events = events;
         }
         Ok(())
@@ -224,9 +503,29 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     /// batch is just empty. Events of an earlier batch that were not handed
     /// out are dropped (readiness is level-triggered: they come again).
     ///
+    /// One `select` reports at most as many events as the backend's buffer
+    /// holds (epoll and kqueue: `E`, which the `DefaultSelector` aliases set
+    /// to `N`); a backend's own events (a waker's) take room in it too. The
+    /// rest come with the next `select`, none lost.
+    ///
+    /// ```
+    /// # use core::time::Duration;
+    /// # use ioselect_core::{Events, Selector, SoftBackend, SoftReadiness};
+    /// static R: SoftReadiness<8> = SoftReadiness::new();
+    /// let mut sel: Selector<SoftBackend<'static, 8>, &str, 4> = Selector::new(SoftBackend::new(&R));
+    /// sel.register(3, Events::READ, "three")?;
+    /// sel.select(Some(Duration::ZERO))?; // nothing ready yet: an empty batch
+    /// assert!(sel.next_ready().is_none());
+    /// R.set(3, Events::READ);
+    /// sel.select(Some(Duration::ZERO))?;
+    /// assert_eq!(sel.next_ready().map(|(k, mask)| (k.fd(), mask)), Some((3, Events::READ)));
+    /// # Ok::<(), ioselect_core::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Os`] when the wait itself fails (never for `EINTR`, which is
-    /// retried); the batch is then empty.
+    /// retried), [`Error::NoClock`] for a positive timeout on a backend
+    /// without a clock; the batch is then empty.
     #[inline]
     pub fn select(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         self.cursor = 0;
@@ -240,8 +539,26 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
     /// batch is done. Each fd comes at most once per batch.
     ///
     /// Events for keys that were unregistered since the `select` (or whose
-    /// mask no longer includes what was ready) are skipped.
-    pub fn next_ready(&mut self) -> Option<(&mut SelectorKey<T>, Events)> {
+    /// mask no longer includes what was ready) are skipped. The key's data
+    /// may be changed through the [`KeyMut`]; its fd and events only through
+    /// the selector.
+    ///
+    /// ```
+    /// # use core::time::Duration;
+    /// # use ioselect_core::{Events, Selector, SoftBackend, SoftReadiness};
+    /// static R: SoftReadiness<8> = SoftReadiness::new();
+    /// let mut sel: Selector<SoftBackend<'static, 8>, u32, 4> = Selector::new(SoftBackend::new(&R));
+    /// sel.register(3, Events::READ | Events::WRITE, 0)?;
+    /// R.set(3, Events::WRITE);
+    /// sel.select(Some(Duration::ZERO))?;
+    /// while let Some((mut key, mask)) = sel.next_ready() {
+    ///     assert_eq!(mask, Events::WRITE);
+    ///     *key.data_mut() += 1; // count the events in the key's data
+    /// }
+    /// assert_eq!(sel.get_key(3).map(|k| *k.data()), Some(1));
+    /// # Ok::<(), ioselect_core::Error>(())
+    /// ```
+    pub fn next_ready(&mut self) -> Option<(KeyMut<'_, T>, Events)> {
         let (token, mask) = loop {
             if self.cursor >= self.batch {
                 return None;
@@ -271,15 +588,15 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
         self.keys.get(fd)
     }
 
-    /// The key of `fd` with mutable access to its data, or `None`.
+    /// The key of `fd` with mutable access to its data (only), or `None`.
     #[inline]
-    pub fn get_key_mut(&mut self, fd: RawFd) -> Option<&mut SelectorKey<T>> {
-        self.keys.get_mut(fd).map(|(key, _)| key)
+    pub fn get_key_mut(&mut self, fd: RawFd) -> Option<KeyMut<'_, T>> {
+        self.keys.get_mut(fd)
     }
 
     /// The read-only map view of all keys (Python's `get_map`).
     #[inline]
-    pub fn map(&self) -> &KeyMap<T, N> {
+    pub fn map(&self) -> &KeyMapIn<T, S> {
         &self.keys
     }
 
@@ -307,32 +624,72 @@ impl<B: Backend, T, const N: usize> Selector<B, T, N> {
         &self.backend
     }
 
-    /// Closes the selector (Python's `close`): forgets all keys and releases
-    /// the backend (for epoll and kqueue, closes its fd, which drops every
-    /// kernel registration at once). Dropping the selector does the same.
-    /// The registered fds themselves stay open: they are the application's.
+    /// Closes the selector (Python's `close`): forgets all keys, dropping
+    /// their data, and releases the backend. For epoll that closes its fd,
+    /// which drops every registration of the selector's; kqueue drops them
+    /// too, once no waker holds the kqueue (see `ioselect_bsd::Waker`).
+    /// Dropping the selector does the same. The registered fds themselves
+    /// stay open: they are the application's.
     pub fn close(self) {
         drop(self);
     }
-}
 
-impl<B: OpenBackend, T, const N: usize> Selector<B, T, N> {
-    /// Opens a new backend and a selector over it: Python's
-    /// `selectors.DefaultSelector()`. The same call on every platform:
-    /// `ioselect_linux::DefaultSelector::<T, N>::open()` (epoll),
-    /// `ioselect_bsd::DefaultSelector::<T, N>::open()` (kqueue).
-    ///
-    /// # Errors
-    /// [`Error::Os`] when the kernel object cannot be created.
-    pub fn open() -> Result<Self, Error> {
-        Ok(Self::new(B::open()?))
+    /// Test hook (feature `testing`, not part of the API): sets the counter
+    /// that tags registrations, so a test can cross its wrap quickly.
+    #[cfg(feature = "testing")]
+    pub fn set_tag_counter(&mut self, serial: u64) {
+        self.keys.set_serial(serial);
     }
 }
 
-impl<B, T, const N: usize> core::fmt::Debug for Selector<B, T, N>
+impl<B: Renew, T, S: Storage<T>> SelectorIn<B, T, S> {
+    /// Starts over with a fresh kernel object holding exactly the keys of
+    /// the table: the way out when the kernel watches files the table no
+    /// longer has ([`Error::StaleRegistration`], an fd closed while
+    /// registered whose open file lives on in a `dup` or a child).
+    ///
+    /// `source_of` gives the source of each key (for instance
+    /// `|key| Some(key.data().as_fd())` when the data holds the socket). The
+    /// backend's own registrations (a waker) carry over, and the keys keep
+    /// their tokens. O(keys), a recovery path, not a hot one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFd`] when `source_of` gives no source for a key, or
+    /// one with another fd number; [`Error::Os`] when the kernel refuses the
+    /// new object or a registration. The selector is then unchanged: the
+    /// new kernel object is dropped, the old one kept.
+    pub fn rebuild<'s, F>(&'s mut self, mut source_of: F) -> Result<(), Error>
+    where
+        F: FnMut(&'s SelectorKey<T>) -> Option<B::Source<'s>>,
+    {
+        let Self {
+            backend,
+            keys,
+            cursor,
+            batch,
+        } = self;
+        let keys: &'s KeyMapIn<T, S> = keys;
+        let mut fresh = backend.renew()?;
+        for (key, token) in keys.entries() {
+            let source = source_of(key).ok_or(Error::InvalidFd)?;
+            if B::fd(source) != key.fd {
+                return Err(Error::InvalidFd);
+            }
+            fresh.add(source, key.events, token)?;
+        }
+        *backend = fresh;
+        // The batch was the old backend's.
+        *cursor = 0;
+        *batch = 0;
+        Ok(())
+    }
+}
+
+impl<B, T, S> core::fmt::Debug for SelectorIn<B, T, S>
 where
     B: core::fmt::Debug,
     T: core::fmt::Debug,
+    S: Storage<T>,
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Selector")

@@ -6,7 +6,7 @@ use core::time::Duration;
 
 use heapless::Vec;
 
-use crate::{Backend, Events, OsError, RawFd, Token};
+use crate::{Backend, Error, Events, OsError, RawFd, Renew, Token};
 
 /// Readiness flags for `M` software event sources, numbered `0..M`, that an
 /// application sets and clears: from an interrupt handler on bare metal, from
@@ -67,7 +67,7 @@ impl<const M: usize> Default for SoftReadiness<M> {
 /// rules can be tested on any host, deterministically, and bare-metal
 /// applications whose readiness comes from interrupts get the same selector
 /// API. `add` of a number outside `0..M` fails with `EBADF`; `modify` of an
-/// unwatched source with `ENOENT`. [`fail_next`](Self::fail_next) makes the
+/// unwatched source with `ENOENT`. `fail_next` (feature `testing`) makes the
 /// next call fail, to test error paths.
 ///
 /// It cannot sleep by itself: when nothing is ready and the timeout is not
@@ -104,8 +104,10 @@ impl<'r, const M: usize> SoftBackend<'r, M> {
         self
     }
 
-    /// Makes the next `add`, `modify`, `delete` or `wait` fail with `error`,
-    /// changing nothing: a kernel refusing a call, for tests.
+    /// Test hook (feature `testing`, not part of the API): makes the next
+    /// `add`, `modify`, `delete` or `wait` fail with `error`, changing
+    /// nothing: a kernel refusing a call.
+    #[cfg(any(test, feature = "testing"))]
     pub fn fail_next(&self, error: OsError) {
         self.fail_next.set(Some(error));
     }
@@ -146,6 +148,13 @@ impl<'r, const M: usize> SoftBackend<'r, M> {
 }
 
 impl<const M: usize> Backend for SoftBackend<'_, M> {
+    type Source<'a> = RawFd;
+
+    #[inline]
+    fn fd(source: RawFd) -> RawFd {
+        source
+    }
+
     fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
         self.injected()?;
         let i = self.slot(fd)?;
@@ -182,7 +191,13 @@ impl<const M: usize> Backend for SoftBackend<'_, M> {
         Ok(())
     }
 
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
+    fn forget(&mut self, fd: RawFd, _events: Events, _token: Token) {
+        if let Ok(i) = self.slot(fd) {
+            self.interest[i] = None;
+        }
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         self.ready.clear();
         self.injected()?;
         self.scan();
@@ -198,6 +213,20 @@ impl<const M: usize> Backend for SoftBackend<'_, M> {
 
     fn event(&self, index: usize) -> Option<(Token, Events)> {
         self.ready.get(index).copied()
+    }
+}
+
+impl<const M: usize> Renew for SoftBackend<'_, M> {
+    /// A backend over the same readiness, with the same idle hook, watching
+    /// nothing.
+    fn renew(&self) -> Result<Self, OsError> {
+        Ok(Self {
+            readiness: self.readiness,
+            interest: [None; M],
+            ready: Vec::new(),
+            idle: self.idle,
+            fail_next: Cell::new(None),
+        })
     }
 }
 

@@ -4,10 +4,10 @@ use core::ffi::c_void;
 use core::mem::MaybeUninit;
 use core::time::Duration;
 
-use ioselect_core::{Backend, Events, OpenBackend, OsError, RawFd, Token};
+use ioselect_core::{Backend, Error, Events, OpenBackend, OsError, RawFd, Token};
 use rustix::event::Timespec;
 use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::{Errno, FdFlags};
 use rustix::time::{ClockId, clock_gettime};
 
@@ -289,10 +289,20 @@ impl<const E: usize> OpenBackend for Kqueue<E> {
 }
 
 impl<const E: usize> Backend for Kqueue<E> {
+    /// The caller's `BorrowedFd`: kevent names fds by number, and this proves
+    /// the number is the caller's open fd for the call.
+    type Source<'a> = BorrowedFd<'a>;
+
+    #[inline]
+    fn fd(source: BorrowedFd<'_>) -> RawFd {
+        source.as_raw_fd()
+    }
+
     /// `EV_ADD` of `EVFILT_READ` and/or `EVFILT_WRITE`, in one `kevent`
     /// call. If one filter is refused, the other is deleted again.
     #[doc(alias = "kevent")]
-    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+    fn add(&mut self, fd: BorrowedFd<'_>, events: Events, token: Token) -> Result<(), OsError> {
+        let fd = fd.as_raw_fd();
         self.submit(fd, &Changes::transition(Events::empty(), events), token)
     }
 
@@ -300,7 +310,14 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// only `old` has, in one `kevent` call; a filter in both is untouched.
     /// If part of it is refused, the applied part is undone.
     #[doc(alias = "kevent")]
-    fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
+    fn modify(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        old: Events,
+        new: Events,
+        token: Token,
+    ) -> Result<(), OsError> {
+        let fd = fd.as_raw_fd();
         self.submit(fd, &Changes::transition(old, new), token)
     }
 
@@ -311,7 +328,8 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// delete is refused otherwise, the other is added back with `token`, so
     /// the kernel is as before.
     #[doc(alias = "kevent")]
-    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+    fn delete(&mut self, fd: BorrowedFd<'_>, events: Events, token: Token) -> Result<(), OsError> {
+        let fd = fd.as_raw_fd();
         self.submit(fd, &Changes::transition(events, Events::empty()), token)
     }
 
@@ -321,7 +339,7 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// clock; sleeps longer than 10⁸ s are split; `Duration::MAX` is
     /// "forever".
     #[doc(alias = "kevent")]
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         self.len = 0;
         let start = now();
         let deadline = Deadline::new(start, timeout);
@@ -336,7 +354,7 @@ impl<const E: usize> Backend for Kqueue<E> {
                     return Ok(self.len);
                 }
                 Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(os_error(e)),
+                Err(e) => return Err(Error::Os(os_error(e))),
             }
             match deadline.sleep(now()) {
                 Sleep::Expired => return Ok(0),

@@ -2,10 +2,12 @@
 
 use core::time::Duration;
 
-use ioselect_core::{Backend, Events, OpenBackend, OsError, RawFd, Token};
+use ioselect_core::{Backend, Error, Events, OpenBackend, OsError, RawFd, Renew, Token};
 use rustix::event::epoll::{self, EventData, EventFlags};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::event::{EventfdFlags, eventfd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
+use rustix::io::fcntl_dupfd_cloexec;
 use rustix::time::{ClockId, Timespec, clock_gettime};
 
 /// The longest single `epoll_wait` timeout: below `c_int::MAX` milliseconds,
@@ -19,14 +21,29 @@ const MAX_WAIT: Duration = Duration::from_secs(1_000_000);
 /// [`DefaultSelector`](crate::DefaultSelector), or with
 /// [`OpenBackend::open`] and [`Selector::new`](ioselect_core::Selector::new).
 /// If more than `E` fds are ready at once, the rest come in the next
-/// `select` (readiness is level-triggered).
+/// `select` (readiness is level-triggered, and a pending wake-up stays
+/// queued until reported). `E` must be at least 1, a compile-time check:
+///
+/// ```compile_fail
+/// let _ = ioselect_linux::Epoll::<0>::new();
+/// ```
+///
+/// Each `Epoll` owns an `eventfd`, in its interest set from the start under
+/// [`Token::INTERNAL`], that every [`Waker`](crate::Waker) made for it
+/// writes to (through a `dup`). The application never sees that fd, so no
+/// `register`, `modify` or `unregister` of an application's source, stale
+/// or not, can reach the selector's own registration.
 ///
 /// # References
 ///  - [epoll(7)](https://man7.org/linux/man-pages/man7/epoll.7.html)
 #[doc(alias = "epoll")]
 pub struct Epoll<const E: usize = 256> {
     fd: OwnedFd,
+    /// The wake-up eventfd, registered edge-triggered under `INTERNAL`.
+    notify: OwnedFd,
     events: [epoll::Event; E],
+    /// Events the last wait stored.
+    ready: usize,
 }
 
 impl<const E: usize> Epoll<E> {
@@ -39,21 +56,53 @@ impl<const E: usize> Epoll<E> {
     ///  - [epoll_create1(2)](https://man7.org/linux/man-pages/man2/epoll_create1.2.html)
     #[doc(alias = "epoll_create1")]
     pub fn new() -> Result<Self, OsError> {
+        let notify =
+            eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(os_error)?;
+        Self::with_notify(notify)
+    }
+
+    /// A new epoll instance watching `notify` (the wake-up eventfd).
+    fn with_notify(notify: OwnedFd) -> Result<Self, OsError> {
         const EMPTY: epoll::Event = epoll::Event {
             flags: EventFlags::empty(),
             data: EventData::new_u64(0),
         };
+        const { assert!(E > 0, "an Epoll needs room for at least one event (E >= 1)") };
         let fd = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(os_error)?;
+        // Edge-triggered: it never needs draining, every `wake` is an edge,
+        // and an edge not yet reported stays on epoll's ready list.
+        epoll::add(
+            &fd,
+            &notify,
+            EventData::new_u64(Token::INTERNAL.0),
+            EventFlags::IN | EventFlags::ET,
+        )
+        .map_err(os_error)?;
         Ok(Self {
             fd,
+            notify,
             events: [EMPTY; E],
+            ready: 0,
         })
+    }
+
+    /// A new fd for the wake-up eventfd, for a `Waker`.
+    pub(crate) fn notify_dup(&self) -> Result<OwnedFd, OsError> {
+        fcntl_dupfd_cloexec(&self.notify, 0).map_err(os_error)
     }
 }
 
 impl<const E: usize> OpenBackend for Epoll<E> {
     fn open() -> Result<Self, OsError> {
         Self::new()
+    }
+}
+
+impl<const E: usize> Renew for Epoll<E> {
+    /// A new epoll instance watching (a `dup` of) the same wake-up eventfd,
+    /// so the wakers made for this one wake the new one.
+    fn renew(&self) -> Result<Self, OsError> {
+        Self::with_notify(self.notify_dup()?)
     }
 }
 
@@ -67,6 +116,7 @@ impl<const E: usize> core::fmt::Debug for Epoll<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Epoll")
             .field("fd", &self.fd)
+            .field("notify", &self.notify)
             .field("capacity", &E)
             .finish()
     }
@@ -75,7 +125,6 @@ impl<const E: usize> core::fmt::Debug for Epoll<E> {
 #[cfg(feature = "defmt")]
 impl<const E: usize> defmt::Format for Epoll<E> {
     fn format(&self, f: defmt::Formatter<'_>) {
-        use rustix::fd::AsRawFd;
         defmt::write!(
             f,
             "Epoll {{ fd: {=i32}, capacity: {=usize} }}",
@@ -141,7 +190,7 @@ fn timespec(d: Duration) -> Timespec {
 
 #[allow(unsafe_code)]
 mod raw {
-    use super::{BorrowedFd, Epoll, RawFd};
+    use super::Epoll;
 
     // SAFETY: `Epoll` holds an `OwnedFd` (Send + Sync) and a buffer of
     // `epoll::Event`s, which are `!Send`/`!Sync` only because rustix's
@@ -153,31 +202,23 @@ mod raw {
     // SAFETY: as for `Send`; `&Epoll` only reads the buffer (`event`) and
     // passes the fd to thread-safe syscalls (`Waker::new`'s `epoll_ctl`).
     unsafe impl<const E: usize> Sync for Epoll<E> {}
-
-    /// Borrows an fd number from the key table for one `epoll_ctl` call.
-    #[inline]
-    pub(super) fn borrow(fd: RawFd) -> BorrowedFd<'static> {
-        // SAFETY: the number comes from the selector, which rejects negative
-        // fds, and is only passed to `epoll_ctl` for the duration of one
-        // call; if the application closed it meanwhile, the kernel answers
-        // `EBADF` (or acts on whatever the number now names, which is what a
-        // raw-fd API like Python's does too). Nothing reads memory through it.
-        unsafe { BorrowedFd::borrow_raw(fd) }
-    }
 }
 
 impl<const E: usize> Backend for Epoll<E> {
+    /// The caller's `BorrowedFd`: every `epoll_ctl` gets an fd the caller
+    /// proves open for the call, none is made from a number.
+    type Source<'a> = BorrowedFd<'a>;
+
+    #[inline]
+    fn fd(source: BorrowedFd<'_>) -> RawFd {
+        source.as_raw_fd()
+    }
+
     /// `epoll_ctl(EPOLL_CTL_ADD)`.
     #[doc(alias = "epoll_ctl")]
     #[inline]
-    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-        epoll::add(
-            &self.fd,
-            raw::borrow(fd),
-            EventData::new_u64(token.0),
-            interest(events),
-        )
-        .map_err(os_error)
+    fn add(&mut self, fd: BorrowedFd<'_>, events: Events, token: Token) -> Result<(), OsError> {
+        epoll::add(&self.fd, fd, EventData::new_u64(token.0), interest(events)).map_err(os_error)
     }
 
     /// `epoll_ctl(EPOLL_CTL_MOD)`: one call, so it either happens or not.
@@ -185,28 +226,26 @@ impl<const E: usize> Backend for Epoll<E> {
     #[inline]
     fn modify(
         &mut self,
-        fd: RawFd,
+        fd: BorrowedFd<'_>,
         _old: Events,
         new: Events,
         token: Token,
     ) -> Result<(), OsError> {
-        epoll::modify(
-            &self.fd,
-            raw::borrow(fd),
-            EventData::new_u64(token.0),
-            interest(new),
-        )
-        .map_err(os_error)
+        epoll::modify(&self.fd, fd, EventData::new_u64(token.0), interest(new)).map_err(os_error)
     }
 
-    /// `epoll_ctl(EPOLL_CTL_DEL)`. `EBADF` (the fd was closed: closing removed
-    /// it from the interest set already) and `ENOENT` (the number was closed
-    /// and reused by a file that is not in the set) both mean it is no longer
-    /// watched, so they count as success, as in Python.
+    /// `epoll_ctl(EPOLL_CTL_DEL)`. `ENOENT` (the key's fd was closed and its
+    /// number reused by this file, which is not in the set) means it is not
+    /// watched, so it counts as success, as in Python.
     #[doc(alias = "epoll_ctl")]
     #[inline]
-    fn delete(&mut self, fd: RawFd, _events: Events, _token: Token) -> Result<(), OsError> {
-        match epoll::delete(&self.fd, raw::borrow(fd)) {
+    fn delete(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        _events: Events,
+        _token: Token,
+    ) -> Result<(), OsError> {
+        match epoll::delete(&self.fd, fd) {
             Ok(()) | Err(Errno::BADF | Errno::NOENT) => Ok(()),
             Err(e) => Err(os_error(e)),
         }
@@ -217,23 +256,29 @@ impl<const E: usize> Backend for Epoll<E> {
     #[doc(alias = "epoll_wait")]
     #[doc(alias = "epoll_pwait")]
     #[inline]
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         // The two common cases stay small enough to inline into the caller's
         // event loop; see `wait_deadline` for why that matters.
-        match timeout {
+        self.ready = 0;
+        let result = match timeout {
             Some(t) if t.is_zero() => self.wait_once(Some(Duration::ZERO)),
             Some(t) => self.wait_deadline(t),
             None => loop {
                 match self.wait_once(None) {
                     Ok(0) | Err(OsError::EINTR) => {}
-                    result => return result,
+                    result => break result,
                 }
             },
-        }
+        };
+        self.ready = result?;
+        Ok(self.ready)
     }
 
     #[inline]
     fn event(&self, index: usize) -> Option<(Token, Events)> {
+        if index >= self.ready {
+            return None;
+        }
         let event = self.events.get(index)?;
         // Copy out of the (packed on x86_64) struct before use.
         let (flags, data) = (event.flags, event.data);

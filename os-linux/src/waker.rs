@@ -1,23 +1,24 @@
 //! Waking a blocked `select` from another thread or a signal handler.
 
-use ioselect_core::{OsError, Token};
-use rustix::event::epoll::{self, EventData, EventFlags};
-use rustix::event::{EventfdFlags, eventfd};
+use ioselect_core::OsError;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
 use crate::Epoll;
 use crate::epoll::os_error;
 
-/// Wakes a `select` blocked on an [`Epoll`] selector: an `eventfd` in the
-/// epoll set under [`Token::INTERNAL`], so its wake-ups end the wait but
-/// never show up as a key.
+/// Wakes a `select` blocked on an [`Epoll`] selector: it writes to the
+/// `eventfd` the `Epoll` keeps in its interest set under
+/// [`Token::INTERNAL`](ioselect_core::Token::INTERNAL), so its wake-ups end
+/// the wait but never show up as a key.
 ///
 /// `Send + Sync`: share it with other threads by reference (`&Waker`), in an
 /// `Arc`, or in a `static`. [`wake`](Self::wake) is async-signal-safe (one
 /// `write`, at worst a `read` and a `write`, no locks, no allocation), so a
-/// signal handler may call it. Dropping the waker closes the eventfd, which
-/// removes it from the epoll set.
+/// signal handler may call it. The waker holds its own `dup` of the eventfd:
+/// it stays valid after the selector is gone (waking nobody), and dropping
+/// it never touches the selector's registration. Any number of wakers may
+/// be made for one selector; they all wake it.
 ///
 /// ```
 /// use core::time::Duration;
@@ -41,22 +42,15 @@ pub struct Waker {
 }
 
 impl Waker {
-    /// Creates an eventfd and adds it to `epoll` (edge-triggered, so it
-    /// never needs draining: every `wake` is a new edge).
+    /// A waker for `epoll`: a `dup` (close-on-exec) of its wake-up eventfd.
     ///
     /// # Errors
-    /// `EMFILE`/`ENFILE` when out of fds, `ENOMEM`.
+    /// `EMFILE`/`ENFILE` when out of fds.
     #[doc(alias = "eventfd")]
     pub fn new<const E: usize>(epoll: &Epoll<E>) -> Result<Self, OsError> {
-        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(os_error)?;
-        epoll::add(
-            epoll,
-            &fd,
-            EventData::new_u64(Token::INTERNAL.0),
-            EventFlags::IN | EventFlags::ET,
-        )
-        .map_err(os_error)?;
-        Ok(Self { fd })
+        Ok(Self {
+            fd: epoll.notify_dup()?,
+        })
     }
 
     /// Wakes the selector: its current or next `select` returns, with no key
