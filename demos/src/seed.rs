@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use crate::io_error;
@@ -89,7 +89,7 @@ fn read(s: &mut EchoServer, connection: RawFd, _mask: Events) -> io::Result<()> 
     } else {
         // Interpret empty result as closed connection
         say!(s.out, "  closing");
-        s.mysel.unregister(connection).map_err(io_error)?;
+        s.mysel.unregister(conn.as_fd()).map_err(io_error)?;
         s.connections.remove(&connection);
         // Tell the main loop to stop
         s.keep_running = false;
@@ -104,7 +104,7 @@ fn accept(s: &mut EchoServer, _sock: RawFd, _mask: Events) -> io::Result<()> {
     new_connection.set_nonblocking(true)?;
     let fd = new_connection.as_raw_fd();
     s.mysel
-        .register(fd, Events::READ, Callback(read))
+        .register(new_connection.as_fd(), Events::READ, Callback(read))
         .map_err(|e| io_error(e.error))?;
     s.connections.insert(fd, new_connection);
     Ok(())
@@ -125,7 +125,7 @@ impl EchoServer {
         say!(out, "starting up on {} port {}", host, port);
         let mut mysel = ServerSelector::open().map_err(io_error)?;
         mysel
-            .register(server.as_raw_fd(), Events::READ, Callback(accept))
+            .register(server.as_fd(), Events::READ, Callback(accept))
             .map_err(|e| io_error(e.error))?;
         Ok(Self {
             mysel,
@@ -186,7 +186,7 @@ pub fn run_client(host: &str, port: u16, mut out: Output) -> io::Result<()> {
     // Watch for when the socket is ready to send data as well as when there
     // is data to read.
     mysel
-        .register(sock.as_raw_fd(), Events::READ | Events::WRITE, ())
+        .register(sock.as_fd(), Events::READ | Events::WRITE, ())
         .map_err(|e| io_error(e.error))?;
 
     while keep_running {
@@ -195,7 +195,8 @@ pub fn run_client(host: &str, port: u16, mut out: Output) -> io::Result<()> {
             .select(Some(Duration::from_secs(1)))
             .map_err(io_error)?;
         while let Some((key, mask)) = mysel.next_ready() {
-            let connection = key.fd();
+            // The only key is the socket's (Python's `key.fileobj`).
+            debug_assert_eq!(key.fd(), sock.as_raw_fd());
             let client_address = sock.peer_addr()?;
             say!(out, "client({})", addr_repr(client_address));
 
@@ -224,7 +225,7 @@ pub fn run_client(host: &str, port: u16, mut out: Output) -> io::Result<()> {
                         // keep reading responses from the server.
                         say!(out, "  switching to read-only");
                         mysel
-                            .modify(connection, Events::READ, ())
+                            .modify(sock.as_fd(), Events::READ, ())
                             .map_err(|e| io_error(e.error))?;
                     }
                     Some(next_msg) => {
@@ -239,7 +240,7 @@ pub fn run_client(host: &str, port: u16, mut out: Output) -> io::Result<()> {
     }
 
     say!(out, "shutting down");
-    mysel.unregister(sock.as_raw_fd()).map_err(io_error)?;
+    mysel.unregister(sock.as_fd()).map_err(io_error)?;
     drop(sock);
     mysel.close();
     out.flush()

@@ -295,8 +295,9 @@ fn a_client_that_never_reads_is_throttled_and_memory_stays_bounded() {
 
 #[test]
 fn out_of_fds_does_not_spin_and_recovers() {
-    // 0, 1, 2, epoll, waker, listener and the spare: 7 fds, so about 25
-    // connections fit under a limit of 32.
+    // 0, 1, 2, epoll, its eventfd (every `Epoll` owns one), the waker's dup
+    // of it, listener and the spare: 8 fds, so about 24 connections fit
+    // under a limit of 32.
     let echod = Echod::start(&["--nofile", "32"]);
     let mut held = Vec::new();
     let mut rejected = 0;

@@ -16,7 +16,7 @@ mod util;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
@@ -947,10 +947,9 @@ fn load_client(addr: SocketAddr, want: usize, rounds: u32, seed: u64, server: i3
         }
         if want_ev != c.interest {
             if want_ev.is_empty() {
-                sel.unregister(c.fd.as_raw_fd()).expect("unregister");
+                sel.unregister(c.fd.as_fd()).expect("unregister");
             } else {
-                sel.modify_events(c.fd.as_raw_fd(), want_ev)
-                    .expect("modify");
+                sel.modify_events(c.fd.as_fd(), want_ev).expect("modify");
             }
             c.interest = want_ev;
         }
@@ -985,7 +984,7 @@ fn load_client(addr: SocketAddr, want: usize, rounds: u32, seed: u64, server: i3
                 Ok(()) | Err(Errno::INPROGRESS) => {}
                 Err(e) => panic!("connect {i}: {e}"),
             }
-            sel.register(fd.as_raw_fd(), Events::READ | Events::WRITE, i as u32)
+            sel.register(fd.as_fd(), Events::READ | Events::WRITE, i as u32)
                 .map_err(|e| e.error)
                 .expect("register");
             conns.push(LoadConn {
@@ -1026,7 +1025,7 @@ fn load_client(addr: SocketAddr, want: usize, rounds: u32, seed: u64, server: i3
         for (i, c) in conns.iter_mut().enumerate() {
             c.target += payload_len(i, round, 16 * 1024);
             c.round_done = false;
-            sel.modify_events(c.fd.as_raw_fd(), Events::READ | Events::WRITE)
+            sel.modify_events(c.fd.as_fd(), Events::READ | Events::WRITE)
                 .expect("modify");
             c.interest = Events::READ | Events::WRITE;
         }

@@ -173,7 +173,7 @@ mod imp {
         fn new(fds: Vec<Rc<OwnedFd>>) -> Self {
             let mut sel = Box::new(DefaultSelector::<u32, C>::open().expect("open"));
             for (i, fd) in fds.iter().enumerate() {
-                sel.register(fd.as_raw_fd(), Events::READ, i as u32)
+                sel.register(fd.as_fd(), Events::READ, i as u32)
                     .expect("register");
             }
             Self { sel, fds }
@@ -209,7 +209,6 @@ mod imp {
         }
         #[inline(always)]
         fn churn_one(&mut self, fd: BorrowedFd<'_>) {
-            let fd = fd.as_raw_fd();
             self.sel
                 .register(fd, Events::READ, u32::MAX)
                 .expect("register");
@@ -218,15 +217,14 @@ mod imp {
         fn watch(&mut self, fd: BorrowedFd<'_>, on: bool) {
             if on {
                 self.sel
-                    .register(fd.as_raw_fd(), Events::READ, u32::MAX)
+                    .register(fd, Events::READ, u32::MAX)
                     .expect("register");
             } else {
-                self.sel.unregister(fd.as_raw_fd()).expect("unregister");
+                self.sel.unregister(fd).expect("unregister");
             }
         }
         #[inline(always)]
         fn modify_one(&mut self, fd: BorrowedFd<'_>) {
-            let fd = fd.as_raw_fd();
             self.sel.modify_events(fd, Events::WRITE).expect("modify");
             self.sel.modify_events(fd, Events::READ).expect("modify");
         }

@@ -34,12 +34,24 @@
 //! let map = sel.map();
 //! map.remove(0);
 //! ```
-//! The same three snippets compile once the misuse is removed:
+//! A number cannot be handed to the kernel through an OS backend (I/O
+//! safety: `register`, `modify`, `modify_events` and `unregister` take a
+//! `BorrowedFd`, so a closed or never-opened fd cannot even be named; the
+//! key of an fd closed while registered goes with `unregister_closed(fd)`):
+//! ```compile_fail
+//! use ioselect_tests::{DefaultSelector, Events};
+//! let mut sel = DefaultSelector::<u8, 4>::open().unwrap();
+//! sel.register(100_000, Events::READ, 1).unwrap();
 //! ```
-//! use ioselect_tests::DefaultSelector;
-//! let sel = DefaultSelector::<u8, 4>::open().unwrap();
+//! The same four snippets compile once the misuse is removed:
+//! ```
+//! use std::os::fd::AsFd;
+//! use ioselect_tests::{DefaultSelector, Events};
+//! let mut sel = DefaultSelector::<u8, 4>::open().unwrap();
 //! assert!(sel.get_key(0).is_none());
 //! assert!(sel.map().get(0).is_none());
+//! let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+//! sel.register(a.as_fd(), Events::READ, 1).unwrap();
 //! std::thread::spawn(move || sel.close()).join().unwrap();
 //! ```
 
@@ -66,8 +78,8 @@ pub use ioselect_linux as backend;
 pub use ioselect_bsd as backend;
 
 pub use backend::{
-    Backend, DataError, DefaultSelector, Error, Events, KeyMap, OpenBackend, OsError, RawFd,
-    Selector, SelectorKey, Token, Waker,
+    Backend, DataError, DefaultSelector, Error, Events, KeyMap, KeyMut, OpenBackend, OsError,
+    RawFd, Selector, SelectorKey, SoftBackend, SoftReadiness, Token, Waker,
 };
 
 /// Names the parts of a selector type, so the tests can name the platform's

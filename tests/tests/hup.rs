@@ -5,6 +5,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use ioselect_tests::{
@@ -58,7 +59,7 @@ fn is_peer_gone(e: &std::io::Error) -> bool {
 fn unix_peer_closed_reader_sees_read_then_eof() {
     let mut sel = Sel::open().unwrap();
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "a").unwrap();
+    sel.register(a.as_fd(), Events::READ, "a").unwrap();
     assert!(select_ready(&mut sel, Some(Duration::ZERO)).is_empty());
     drop(b);
     assert_eq!(wait_for(&mut sel, fd_of(&a), Events::READ), Events::READ);
@@ -74,7 +75,7 @@ fn unix_peer_closed_reader_sees_read_then_eof() {
 fn unix_peer_closed_with_data_pending_reader_gets_the_data_then_eof() {
     let mut sel = Sel::open().unwrap();
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "a").unwrap();
+    sel.register(a.as_fd(), Events::READ, "a").unwrap();
     (&b).write_all(b"last words").unwrap();
     drop(b);
     wait_for(&mut sel, fd_of(&a), Events::READ);
@@ -85,7 +86,7 @@ fn unix_peer_closed_with_data_pending_reader_gets_the_data_then_eof() {
 fn unix_peer_closed_writer_sees_write_then_the_error() {
     let mut sel = Sel::open().unwrap();
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), Events::WRITE, "a").unwrap();
+    sel.register(a.as_fd(), Events::WRITE, "a").unwrap();
     drop(b);
     assert_eq!(wait_for(&mut sel, fd_of(&a), Events::WRITE), Events::WRITE);
     let e = write_until_error(&a);
@@ -96,7 +97,7 @@ fn unix_peer_closed_writer_sees_write_then_the_error() {
 fn unix_peer_closed_rw_key_reports_both() {
     let mut sel = Sel::open().unwrap();
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), RW, "a").unwrap();
+    sel.register(a.as_fd(), RW, "a").unwrap();
     drop(b);
     assert_eq!(wait_for(&mut sel, fd_of(&a), Events::READ), RW);
 }
@@ -105,7 +106,7 @@ fn unix_peer_closed_rw_key_reports_both() {
 fn tcp_peer_closed_reader_sees_read_then_eof() {
     let mut sel = Sel::open().unwrap();
     let (client, server) = tcp_pair();
-    sel.register(fd_of(&server), Events::READ, "server")
+    sel.register(server.as_fd(), Events::READ, "server")
         .unwrap();
     assert!(select_ready(&mut sel, Some(Duration::from_millis(5))).is_empty());
     drop(client);
@@ -120,14 +121,14 @@ fn tcp_peer_closed_reader_sees_read_then_eof() {
 fn tcp_half_close_reader_sees_eof_and_can_still_write() {
     let mut sel = Sel::open().unwrap();
     let (client, server) = tcp_pair();
-    sel.register(fd_of(&server), Events::READ, "server")
+    sel.register(server.as_fd(), Events::READ, "server")
         .unwrap();
     (&client).write_all(b"request").unwrap();
     client.shutdown(Shutdown::Write).unwrap();
     wait_for(&mut sel, fd_of(&server), Events::READ);
     assert_eq!(read_to_eof(&server).unwrap(), 7);
     // The other direction is open.
-    sel.modify_events(fd_of(&server), Events::WRITE).unwrap();
+    sel.modify_events(server.as_fd(), Events::WRITE).unwrap();
     wait_for(&mut sel, fd_of(&server), Events::WRITE);
     (&server).write_all(b"reply").unwrap();
     server.shutdown(Shutdown::Write).unwrap();
@@ -146,7 +147,7 @@ fn tcp_half_close_reader_sees_eof_and_can_still_write() {
 fn tcp_peer_closed_writer_sees_write_then_the_error() {
     let mut sel = Sel::open().unwrap();
     let (client, server) = tcp_pair();
-    sel.register(fd_of(&server), Events::WRITE, "server")
+    sel.register(server.as_fd(), Events::WRITE, "server")
         .unwrap();
     drop(client);
     assert_eq!(
@@ -173,7 +174,7 @@ fn tcp_reset_reaches_reader_and_writer() {
         (&client).write_all(b"in flight").unwrap();
         linger_zero(&client).unwrap();
         drop(client); // RST
-        sel.register(fd_of(&server), events, "server").unwrap();
+        sel.register(server.as_fd(), events, "server").unwrap();
         let want = if events.contains(Events::READ) {
             Events::READ
         } else {
@@ -201,8 +202,8 @@ fn hangup_is_reported_only_for_its_own_key() {
     let mut sel = Sel::open().unwrap();
     let (_idle_client, idle) = tcp_pair();
     let (client, server) = tcp_pair();
-    sel.register(fd_of(&idle), Events::READ, "idle").unwrap();
-    sel.register(fd_of(&server), Events::READ, "server")
+    sel.register(idle.as_fd(), Events::READ, "idle").unwrap();
+    sel.register(server.as_fd(), Events::READ, "server")
         .unwrap();
     linger_zero(&client).unwrap();
     drop(client);

@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use ioselect_tests::{
-    Bound, DefaultSelector, Error, Events, RW, RawFd, fd_of, select_ready, socketpair, state,
+    Bound, DefaultSelector, Error, Events, RW, RawFd, Selector, SoftBackend, SoftReadiness, fd_of,
+    select_ready, socketpair, state,
 };
 
 type Sel<T> = DefaultSelector<T, 64>;
@@ -16,7 +18,7 @@ type Sel<T> = DefaultSelector<T, 64>;
 fn register() {
     let mut sel = Sel::<&str>::open().unwrap();
     let (rd, _wr) = socketpair();
-    sel.register(fd_of(&rd), Events::READ, "data").unwrap();
+    sel.register(rd.as_fd(), Events::READ, "data").unwrap();
     let key = sel.get_key(fd_of(&rd)).unwrap();
     assert_eq!(key.fd(), fd_of(&rd));
     assert_eq!(key.events(), Events::READ);
@@ -25,12 +27,18 @@ fn register() {
     // An unknown event (Python: 999999), an invalid fd (Python: -10),
     // twice: each refused with its own error, the data handed back.
     let e = sel
-        .register(fd_of(&rd), Events::from_bits_retain(0xf0), "x")
+        .register(rd.as_fd(), Events::from_bits_retain(0xf0), "x")
         .unwrap_err();
     assert_eq!((e.error, e.data), (Error::InvalidEvents, "x"));
-    let e = sel.register(-10, Events::READ, "y").unwrap_err();
+    // A negative fd (Python: -10) cannot even be named on the OS backends:
+    // they take a `BorrowedFd`, open by construction. The number path, the
+    // software backend's, still refuses it.
+    let r = SoftReadiness::<8>::new();
+    let mut soft: Selector<SoftBackend<'_, 8>, &str, 4> = Selector::new(SoftBackend::new(&r));
+    let e = soft.register(-10, Events::READ, "y").unwrap_err();
     assert_eq!((e.error, e.data), (Error::InvalidFd, "y"));
-    let e = sel.register(fd_of(&rd), Events::READ, "z").unwrap_err();
+    assert!(soft.is_empty());
+    let e = sel.register(rd.as_fd(), Events::READ, "z").unwrap_err();
     assert_eq!((e.error, e.data), (Error::AlreadyRegistered, "z"));
     // The key is the original one.
     assert_eq!(*sel.get_key(fd_of(&rd)).unwrap().data(), "data");
@@ -40,21 +48,31 @@ fn register() {
 #[test]
 fn unregister() {
     let mut sel = Sel::<u32>::open().unwrap();
-    let (rd, _wr) = socketpair();
-    sel.register(fd_of(&rd), Events::READ, 7).unwrap();
-    let key = sel.unregister(fd_of(&rd)).unwrap();
+    let (rd, wr) = socketpair();
+    sel.register(rd.as_fd(), Events::READ, 7).unwrap();
+    let key = sel.unregister(rd.as_fd()).unwrap();
     assert_eq!(
         (key.fd(), key.events(), key.into_data()),
         (fd_of(&rd), Events::READ, 7)
     );
-    assert_eq!(sel.unregister(999_999).unwrap_err(), Error::NotRegistered);
+    // An fd that is open but was never registered (Python: 999999, which
+    // names no file here; an open one is what a `BorrowedFd` can name).
     assert_eq!(
-        sel.unregister(fd_of(&rd)).unwrap_err(),
+        sel.unregister(wr.as_fd()).unwrap_err(),
+        Error::NotRegistered
+    );
+    // By number: a key for a closed fd, which there is not.
+    assert_eq!(
+        sel.unregister_closed(999_999).unwrap_err(),
+        Error::NotRegistered
+    );
+    assert_eq!(
+        sel.unregister(rd.as_fd()).unwrap_err(),
         Error::NotRegistered
     );
     assert!(sel.is_empty());
     // The kernel forgot it too: registering again works.
-    sel.register(fd_of(&rd), Events::READ, 8).unwrap();
+    sel.register(rd.as_fd(), Events::READ, 8).unwrap();
 }
 
 #[test]
@@ -62,10 +80,10 @@ fn modify_events_only() {
     let mut sel = Sel::<&str>::open().unwrap();
     let (rd, _wr) = socketpair();
     let fd = fd_of(&rd);
-    sel.register(fd, Events::READ, "d").unwrap();
+    sel.register(rd.as_fd(), Events::READ, "d").unwrap();
     // Nothing to read: not ready.
     assert!(select_ready(&mut sel, Some(Duration::ZERO)).is_empty());
-    sel.modify_events(fd, Events::WRITE).unwrap();
+    sel.modify_events(rd.as_fd(), Events::WRITE).unwrap();
     let key = sel.get_key(fd).unwrap();
     assert_eq!((key.events(), *key.data()), (Events::WRITE, "d"));
     // The kernel follows: now writable.
@@ -73,12 +91,12 @@ fn modify_events_only() {
         select_ready(&mut sel, Some(Duration::ZERO)),
         [(fd, Events::WRITE, "d")]
     );
-    sel.modify_events(fd, RW).unwrap();
+    sel.modify_events(rd.as_fd(), RW).unwrap();
     assert_eq!(
         select_ready(&mut sel, Some(Duration::ZERO)),
         [(fd, Events::WRITE, "d")]
     );
-    sel.modify_events(fd, Events::READ).unwrap();
+    sel.modify_events(rd.as_fd(), Events::READ).unwrap();
     assert!(select_ready(&mut sel, Some(Duration::ZERO)).is_empty());
 }
 
@@ -87,7 +105,7 @@ fn modify_data_only() {
     let mut sel = Sel::<&str>::open().unwrap();
     let (rd, _wr) = socketpair();
     let fd = fd_of(&rd);
-    sel.register(fd, Events::WRITE, "d1").unwrap();
+    sel.register(rd.as_fd(), Events::WRITE, "d1").unwrap();
     assert_eq!(sel.modify_data(fd, "d2").unwrap(), "d1");
     let key = sel.get_key(fd).unwrap();
     assert_eq!((key.events(), *key.data()), (Events::WRITE, "d2"));
@@ -105,18 +123,19 @@ fn modify_data_only() {
 #[test]
 fn modify_both() {
     let mut sel = Sel::<&str>::open().unwrap();
-    let (rd, _wr) = socketpair();
+    let (rd, wr) = socketpair();
     let fd = fd_of(&rd);
-    sel.register(fd, Events::READ, "d1").unwrap();
-    assert_eq!(sel.modify(fd, Events::WRITE, "d2").unwrap(), "d1");
+    sel.register(rd.as_fd(), Events::READ, "d1").unwrap();
+    assert_eq!(sel.modify(rd.as_fd(), Events::WRITE, "d2").unwrap(), "d1");
     let key = sel.get_key(fd).unwrap();
     assert_eq!((key.events(), *key.data()), (Events::WRITE, "d2"));
     assert_eq!(
         select_ready(&mut sel, Some(Duration::ZERO)),
         [(fd, Events::WRITE, "d2")]
     );
-    // Python's `modify(rd, EVENT_READ, d3)` on an unknown fd: KeyError.
-    let e = sel.modify(999_999, Events::READ, "d3").unwrap_err();
+    // Python's `modify(rd, EVENT_READ, d3)` on an unknown fd: KeyError
+    // (here an open fd that is not registered).
+    let e = sel.modify(wr.as_fd(), Events::READ, "d3").unwrap_err();
     assert_eq!((e.error, e.data), (Error::NotRegistered, "d3"));
 }
 
@@ -126,9 +145,9 @@ fn modify_with_the_same_events_changes_only_the_data() {
     let mut sel = Sel::<&str>::open().unwrap();
     let (rd, wr) = socketpair();
     let fd = fd_of(&rd);
-    sel.register(fd, Events::READ, "d1").unwrap();
-    assert_eq!(sel.modify(fd, Events::READ, "d2").unwrap(), "d1");
-    sel.modify_events(fd, Events::READ).unwrap();
+    sel.register(rd.as_fd(), Events::READ, "d1").unwrap();
+    assert_eq!(sel.modify(rd.as_fd(), Events::READ, "d2").unwrap(), "d1");
+    sel.modify_events(rd.as_fd(), Events::READ).unwrap();
     (&wr).write_all(b"x").unwrap();
     assert_eq!(
         select_ready(&mut sel, Some(Duration::from_secs(5))),
@@ -140,7 +159,7 @@ fn modify_with_the_same_events_changes_only_the_data() {
 fn get_key() {
     let mut sel = Sel::<&str>::open().unwrap();
     let (rd, _wr) = socketpair();
-    sel.register(fd_of(&rd), Events::READ, "data").unwrap();
+    sel.register(rd.as_fd(), Events::READ, "data").unwrap();
     let key = sel.get_key(fd_of(&rd)).unwrap().clone();
     assert_eq!(sel.map().get(fd_of(&rd)), Some(&key));
     // An unknown fd is an answer, not an error.
@@ -157,7 +176,7 @@ fn map_view() {
     assert_eq!(sel.map().iter().count(), 0);
     assert_eq!(sel.map().capacity(), 64);
 
-    sel.register(fd_of(&rd), Events::READ, "r").unwrap();
+    sel.register(rd.as_fd(), Events::READ, "r").unwrap();
     let map = sel.map();
     assert!(map.contains(fd_of(&rd)));
     assert!(!map.contains(fd_of(&wr)));
@@ -167,7 +186,7 @@ fn map_view() {
     assert_eq!(fds, [fd_of(&rd)]);
     assert_eq!(*map.get(fd_of(&rd)).unwrap().data(), "r");
 
-    sel.register(fd_of(&wr), Events::WRITE, "w").unwrap();
+    sel.register(wr.as_fd(), Events::WRITE, "w").unwrap();
     // `&KeyMap` is IntoIterator; the iterator knows its length.
     let mut seen: Vec<(RawFd, Events, &str)> = Vec::new();
     for key in sel.map() {
@@ -184,7 +203,7 @@ fn map_view() {
     // `state` cross-checks every accessor.
     assert_eq!(state(&mut sel).keys, want);
 
-    sel.unregister(fd_of(&rd)).unwrap();
+    sel.unregister(rd.as_fd()).unwrap();
     assert!(!sel.map().contains(fd_of(&rd)));
     assert_eq!(sel.map().len(), 1);
 }
@@ -195,8 +214,8 @@ fn select_reports_only_what_is_ready() {
     // exactly [(wr_key, EVENT_WRITE)].
     let mut sel = Sel::<&str>::open().unwrap();
     let (rd, wr) = socketpair();
-    sel.register(fd_of(&rd), Events::READ, "rd").unwrap();
-    sel.register(fd_of(&wr), Events::WRITE, "wr").unwrap();
+    sel.register(rd.as_fd(), Events::READ, "rd").unwrap();
+    sel.register(wr.as_fd(), Events::WRITE, "wr").unwrap();
     assert_eq!(
         select_ready(&mut sel, None),
         [(fd_of(&wr), Events::WRITE, "wr")]
@@ -207,7 +226,7 @@ fn select_reports_only_what_is_ready() {
 fn one_result_per_fd_with_merged_events() {
     let mut sel = Sel::<&str>::open().unwrap();
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), RW, "a").unwrap();
+    sel.register(a.as_fd(), RW, "a").unwrap();
     (&b).write_all(b"ping").unwrap();
     // `select_ready` asserts that no fd comes twice.
     let ready = select_ready(&mut sel, Some(Duration::from_secs(5)));
@@ -220,7 +239,7 @@ fn ready_events_are_masked_by_the_registered_events() {
     let mut sel = Sel::<()>::open().unwrap();
     let (a, b) = socketpair();
     (&b).write_all(b"ping").unwrap();
-    sel.register(fd_of(&a), Events::READ, ()).unwrap();
+    sel.register(a.as_fd(), Events::READ, ()).unwrap();
     assert_eq!(
         select_ready(&mut sel, Some(Duration::from_secs(5))),
         [(fd_of(&a), Events::READ, ())]
@@ -240,7 +259,7 @@ fn unhanded_events_of_a_batch_are_dropped_by_the_next_select() {
     let mut sel = Sel::<u8>::open().unwrap();
     let pairs: Vec<_> = (0..4).map(|_| socketpair()).collect();
     for (i, (a, _)) in pairs.iter().enumerate() {
-        sel.register(fd_of(a), Events::WRITE, i as u8).unwrap();
+        sel.register(a.as_fd(), Events::WRITE, i as u8).unwrap();
     }
     sel.select(Some(Duration::ZERO)).unwrap();
     assert!(sel.next_ready().is_some());
@@ -270,7 +289,7 @@ fn select_over_many_socketpairs_until_drained() {
     for pair in 0..PAIRS {
         let (a, b) = socketpair();
         for (side, s) in [a, b].into_iter().enumerate() {
-            sel.register(fd_of(&s), RW, End { pair, side }).unwrap();
+            sel.register(s.as_fd(), RW, End { pair, side }).unwrap();
             socks.insert(fd_of(&s), s);
         }
     }
@@ -287,19 +306,19 @@ fn select_over_many_socketpairs_until_drained() {
             let (fd, end) = (key.fd(), *key.data());
             let sock = socks.get_mut(&fd).unwrap();
             // Drops `done` from the key's events; unregisters when none is left.
-            let finish = |sel: &mut Sel<End>, done: Events| {
+            let finish = |sel: &mut Sel<End>, sock: BorrowedFd<'_>, done: Events| {
                 let left = sel.get_key(fd).unwrap().events() - done;
                 if left.is_empty() {
-                    sel.unregister(fd).map(drop)
+                    sel.unregister(sock).map(drop)
                 } else {
-                    sel.modify_events(fd, left)
+                    sel.modify_events(sock, left)
                 }
             };
             if mask.contains(Events::WRITE) {
                 assert!(!sent[end.pair][end.side], "{end:?} written twice");
                 sock.write_all(&message(end)).unwrap();
                 sent[end.pair][end.side] = true;
-                finish(&mut sel, Events::WRITE).unwrap();
+                finish(&mut sel, sock.as_fd(), Events::WRITE).unwrap();
             }
             if mask.contains(Events::READ) {
                 let got = &mut received[end.pair][end.side];
@@ -311,7 +330,7 @@ fn select_over_many_socketpairs_until_drained() {
                     Err(e) => panic!("{end:?}: {e}"),
                 }
                 if got.len() >= msg_len {
-                    finish(&mut sel, Events::READ).unwrap();
+                    finish(&mut sel, sock.as_fd(), Events::READ).unwrap();
                 }
             }
         }
@@ -332,8 +351,8 @@ fn select_over_many_socketpairs_until_drained() {
 fn close_with_keys_registered_leaves_the_fds_open() {
     let mut sel = Sel::<()>::open().unwrap();
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, ()).unwrap();
-    sel.register(fd_of(&b), Events::WRITE, ()).unwrap();
+    sel.register(a.as_fd(), Events::READ, ()).unwrap();
+    sel.register(b.as_fd(), Events::WRITE, ()).unwrap();
     sel.close();
     // The sockets are the application's: still usable, and a new selector
     // can take them.
@@ -352,8 +371,8 @@ fn close_with_keys_registered_leaves_the_fds_open() {
     };
     assert_eq!(&buf[..n], b"still open");
     let mut sel = Sel::<()>::open().unwrap();
-    sel.register(fd_of(&a), Events::READ, ()).unwrap();
-    sel.register(fd_of(&b), Events::WRITE, ()).unwrap();
+    sel.register(a.as_fd(), Events::READ, ()).unwrap();
+    sel.register(b.as_fd(), Events::WRITE, ()).unwrap();
 }
 
 #[test]
@@ -361,7 +380,7 @@ fn drop_releases_like_close() {
     let (a, _b) = socketpair();
     for _ in 0..3 {
         let mut sel = Sel::<()>::open().unwrap();
-        sel.register(fd_of(&a), Events::WRITE, ()).unwrap();
+        sel.register(a.as_fd(), Events::WRITE, ()).unwrap();
         assert_eq!(
             select_ready(&mut sel, Some(Duration::ZERO)),
             [(fd_of(&a), Events::WRITE, ())]
@@ -375,8 +394,8 @@ fn two_selectors_watch_the_same_fd_independently() {
     let mut s1 = Sel::<&str>::open().unwrap();
     let mut s2 = Sel::<&str>::open().unwrap();
     let (a, b) = socketpair();
-    s1.register(fd_of(&a), Events::READ, "s1").unwrap();
-    s2.register(fd_of(&a), Events::WRITE, "s2").unwrap();
+    s1.register(a.as_fd(), Events::READ, "s1").unwrap();
+    s2.register(a.as_fd(), Events::WRITE, "s2").unwrap();
     (&b).write_all(b"x").unwrap();
     assert_eq!(
         select_ready(&mut s1, Some(Duration::from_secs(5))),
@@ -386,6 +405,6 @@ fn two_selectors_watch_the_same_fd_independently() {
         select_ready(&mut s2, Some(Duration::ZERO)),
         [(fd_of(&a), Events::WRITE, "s2")]
     );
-    s1.unregister(fd_of(&a)).unwrap();
+    s1.unregister(a.as_fd()).unwrap();
     assert_eq!(select_ready(&mut s2, Some(Duration::ZERO)).len(), 1);
 }

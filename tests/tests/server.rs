@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::thread;
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ fn accept(srv: &mut Server, _fd: RawFd, _mask: Events) {
                 stream.set_nonblocking(true).unwrap();
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
                 srv.sel
-                    .register(fd, Events::READ, Handler(connection))
+                    .register(stream.as_fd(), Events::READ, Handler(connection))
                     .unwrap_or_else(|e| panic!("register {fd}: {e}"));
                 let old = srv.conns.insert(
                     fd,
@@ -87,7 +88,7 @@ fn connection(srv: &mut Server, fd: RawFd, mask: Events) {
     }
     if conn.eof && conn.out.is_empty() {
         // Python's `read` callback: unregister, then close.
-        srv.sel.unregister(fd).unwrap();
+        srv.sel.unregister(conn.stream.as_fd()).unwrap();
         srv.conns.remove(&fd); // closes the socket
         srv.closed += 1;
         return;
@@ -98,7 +99,7 @@ fn connection(srv: &mut Server, fd: RawFd, mask: Events) {
         (true, _) => Events::WRITE,
     };
     if srv.sel.get_key(fd).unwrap().events() != want {
-        srv.sel.modify_events(fd, want).unwrap();
+        srv.sel.modify_events(conn.stream.as_fd(), want).unwrap();
     }
 }
 
@@ -142,9 +143,8 @@ fn callback_echo_server_on_loopback() {
         closed: 0,
         echoed: 0,
     };
-    let lfd = std::os::fd::AsRawFd::as_raw_fd(&srv.listener);
     srv.sel
-        .register(lfd, Events::READ, Handler(accept))
+        .register(srv.listener.as_fd(), Events::READ, Handler(accept))
         .unwrap();
 
     // Sizes from empty to larger than the socket buffers, so writes block
@@ -178,6 +178,9 @@ fn callback_echo_server_on_loopback() {
     assert!(srv.conns.is_empty());
     // Only the listener is left.
     assert_eq!(srv.sel.len(), 1);
-    assert!(srv.sel.contains(lfd));
+    assert!(
+        srv.sel
+            .contains(std::os::fd::AsRawFd::as_raw_fd(&srv.listener))
+    );
     srv.sel.close();
 }

@@ -7,6 +7,7 @@
 //! Every test holds `serial()`: handlers and timers are process-wide.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,7 +74,7 @@ fn signal_storm_never_errors_nor_ends_a_timeout_early() {
     install_handler(libc::SIGALRM, count_signal);
     let mut sel = Sel::open().unwrap();
     let (a, _b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "idle").unwrap();
+    sel.register(a.as_fd(), Events::READ, "idle").unwrap();
     let mut total_hits = 0;
     for timeout in [
         Duration::from_nanos(1),
@@ -102,7 +103,7 @@ fn signals_during_select_none_then_data() {
     install_handler(libc::SIGALRM, count_signal);
     let mut sel = Sel::open().unwrap();
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "a").unwrap();
+    sel.register(a.as_fd(), Events::READ, "a").unwrap();
     let _dog = Watchdog::new("select(None) under signals", PATIENCE * 3);
     let writer = thread::spawn(move || {
         thread::sleep(Duration::from_millis(100));
@@ -124,7 +125,7 @@ fn process_wide_interval_timer_during_select() {
     install_handler(libc::SIGALRM, count_signal);
     let mut sel = Sel::open().unwrap();
     let (a, _b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "idle").unwrap();
+    sel.register(a.as_fd(), Events::READ, "idle").unwrap();
     let every = libc::timeval {
         tv_sec: 0,
         tv_usec: 1000,
@@ -188,7 +189,7 @@ fn waker_called_from_a_signal_handler_ends_select_none() {
     let _serial = serial();
     let mut sel = Sel::open().unwrap();
     let (a, _b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "idle").unwrap();
+    sel.register(a.as_fd(), Events::READ, "idle").unwrap();
     assert!(
         WAKER.set(Waker::new(sel.backend()).unwrap()).is_ok(),
         "only this test sets WAKER"

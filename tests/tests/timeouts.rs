@@ -6,6 +6,7 @@
 //! early.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -50,8 +51,8 @@ fn timeout_with_idle_keys_never_returns_early() {
     let mut sel = Sel::open().unwrap();
     let (a, b) = socketpair();
     let (c, _d) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "a").unwrap();
-    sel.register(fd_of(&c), Events::READ, "c").unwrap();
+    sel.register(a.as_fd(), Events::READ, "a").unwrap();
+    sel.register(c.as_fd(), Events::READ, "c").unwrap();
     for timeout in DURATIONS {
         assert_times_out(&mut sel, timeout);
     }
@@ -67,8 +68,8 @@ fn zero_polls() {
     let mut sel = Sel::open().unwrap();
     assert!(select_ready(&mut sel, Some(Duration::ZERO)).is_empty());
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "a").unwrap();
-    sel.register(fd_of(&b), Events::WRITE, "b").unwrap();
+    sel.register(a.as_fd(), Events::READ, "a").unwrap();
+    sel.register(b.as_fd(), Events::WRITE, "b").unwrap();
     for _ in 0..100 {
         assert_eq!(
             select_ready(&mut sel, Some(Duration::ZERO)),
@@ -81,7 +82,7 @@ fn zero_polls() {
 fn a_ready_fd_ends_any_timeout_at_once() {
     let mut sel = Sel::open().unwrap();
     let (_a, b) = socketpair();
-    sel.register(fd_of(&b), Events::WRITE, "b").unwrap();
+    sel.register(b.as_fd(), Events::WRITE, "b").unwrap();
     let huge = [
         None,
         Some(Duration::MAX),
@@ -105,7 +106,7 @@ fn a_ready_fd_ends_any_timeout_at_once() {
 fn duration_max_blocks_until_woken() {
     let mut sel = Sel::open().unwrap();
     let (a, _b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "a").unwrap();
+    sel.register(a.as_fd(), Events::READ, "a").unwrap();
     let waker = Waker::new(sel.backend()).unwrap();
     let _dog = Watchdog::new("select(Duration::MAX)", PATIENCE * 3);
     let start = Instant::now();
@@ -124,7 +125,7 @@ fn duration_max_blocks_until_woken() {
 fn none_blocks_until_ready() {
     let mut sel = Sel::open().unwrap();
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "a").unwrap();
+    sel.register(a.as_fd(), Events::READ, "a").unwrap();
     let _dog = Watchdog::new("select(None)", PATIENCE * 3);
     let start = Instant::now();
     let ready = thread::scope(|s| {
@@ -142,7 +143,7 @@ fn none_blocks_until_ready() {
 fn readiness_arriving_mid_timeout_ends_the_wait() {
     let mut sel = Sel::open().unwrap();
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "a").unwrap();
+    sel.register(a.as_fd(), Events::READ, "a").unwrap();
     let ready = thread::scope(|s| {
         s.spawn(|| {
             thread::sleep(Duration::from_millis(20));

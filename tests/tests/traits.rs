@@ -83,7 +83,7 @@ fn data_error_with_any_data_is_an_error() {
 fn selector_moves_between_threads() {
     let (a, _b) = ioselect_tests::socketpair();
     let mut sel = DefaultSelector::<String, 4>::open().unwrap();
-    sel.register(ioselect_tests::fd_of(&a), Events::WRITE, "a".to_string())
+    sel.register(std::os::fd::AsFd::as_fd(&a), Events::WRITE, "a".to_string())
         .unwrap();
     let sel = std::thread::spawn(move || {
         let ready = ioselect_tests::select_ready(&mut sel, Some(std::time::Duration::ZERO));

@@ -3,6 +3,7 @@
 //! signal handler: `signals.rs`.)
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ type Sel = DefaultSelector<&'static str, 8>;
 fn wakes_a_blocking_select_from_another_thread() {
     let mut sel = Sel::open().unwrap();
     let (a, _b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "idle").unwrap();
+    sel.register(a.as_fd(), Events::READ, "idle").unwrap();
     let waker = Waker::new(sel.backend()).unwrap();
     let _dog = Watchdog::new("select(None) waiting for the waker", PATIENCE * 3);
     for round in 0..5 {
@@ -66,8 +67,8 @@ fn wakeups_never_appear_as_keys() {
     let mut sel = Sel::open().unwrap();
     let (a, b) = socketpair();
     let (c, _d) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "a").unwrap();
-    sel.register(fd_of(&c), Events::READ, "c").unwrap();
+    sel.register(a.as_fd(), Events::READ, "a").unwrap();
+    sel.register(c.as_fd(), Events::READ, "c").unwrap();
     let waker = Waker::new(sel.backend()).unwrap();
     (&b).write_all(b"x").unwrap();
     waker.wake().unwrap();
@@ -111,7 +112,7 @@ fn shared_by_many_threads() {
 fn dropping_the_waker_leaves_the_selector_working() {
     let mut sel = Sel::open().unwrap();
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "a").unwrap();
+    sel.register(a.as_fd(), Events::READ, "a").unwrap();
     let waker = Waker::new(sel.backend()).unwrap();
     waker.wake().unwrap();
     drop(waker);
@@ -125,8 +126,8 @@ fn dropping_the_waker_leaves_the_selector_working() {
     );
     // And a later select times out normally.
     let (c, _d) = socketpair();
-    sel.unregister(fd_of(&a)).unwrap();
-    sel.register(fd_of(&c), Events::READ, "c").unwrap();
+    sel.unregister(a.as_fd()).unwrap();
+    sel.register(c.as_fd(), Events::READ, "c").unwrap();
     let start = Instant::now();
     assert!(select_ready(&mut sel, Some(Duration::from_millis(20))).is_empty());
     assert!(start.elapsed() >= Duration::from_millis(20));

@@ -9,7 +9,7 @@
 
 use std::cell::UnsafeCell;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -80,14 +80,14 @@ fn main() -> Result<(), ioselect_linux::Error> {
     defmt::info!("socket pair: a={=i32} b={=i32}", fa, fb);
 
     let mut sel = DefaultSelector::<&'static str, 8>::open()?;
-    sel.register(fa, Events::READ, "a")?;
-    sel.register(fb, Events::READ | Events::WRITE, "b")?;
+    sel.register(a.as_fd(), Events::READ, "a")?;
+    sel.register(b.as_fd(), Events::READ | Events::WRITE, "b")?;
     for key in sel.map().iter() {
         defmt::info!("registered {}", key);
     }
 
     // Refused: core logs it at debug level; the demo warns with the error.
-    if let Err(e) = sel.register(fa, Events::WRITE, "again") {
+    if let Err(e) = sel.register(a.as_fd(), Events::WRITE, "again") {
         defmt::warn!("register a again: {}", e.error);
     }
 
@@ -98,9 +98,9 @@ fn main() -> Result<(), ioselect_linux::Error> {
         defmt::info!("ready {} with {}", *key.data(), mask);
     }
 
-    sel.modify_events(fb, Events::READ)?;
+    sel.modify_events(b.as_fd(), Events::READ)?;
     defmt::info!("modified {}", sel.get_key(fb));
-    let key = sel.unregister(fa)?;
+    let key = sel.unregister(a.as_fd())?;
     defmt::info!("unregistered {}", key);
     defmt::info!("{=usize} key left", sel.len());
     Ok(())

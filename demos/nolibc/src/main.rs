@@ -19,7 +19,7 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
 use ioselect_linux::{DefaultSelector, Events};
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::net::{
     AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, accept_with, bind, listen, recv,
@@ -205,7 +205,7 @@ fn serve(port: u16) -> Result<(), Errno> {
         .map_err(|_| Errno::AFNOSUPPORT)?;
 
     let mut sel = Sel::open().map_err(os)?;
-    sel.register(listener.as_raw_fd(), Events::READ, LISTENER)
+    sel.register(listener.as_fd(), Events::READ, LISTENER)
         .map_err(|e| os(e.error))?;
     let mut conns: [Conn; CONNS] = core::array::from_fn(|_| Conn {
         fd: None,
@@ -238,16 +238,13 @@ fn serve(port: u16) -> Result<(), Errno> {
             }
             let Some(free) = conns.iter().position(|c| c.fd.is_none()) else {
                 // Full: stop watching the listener until a client leaves.
-                let _ = sel.unregister(listener.as_raw_fd());
+                let _ = sel.unregister(listener.as_fd());
                 listening = false;
                 continue;
             };
             match accept_with(&listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
                 Ok(fd) => {
-                    if sel
-                        .register(fd.as_raw_fd(), Events::READ, free as u8)
-                        .is_ok()
-                    {
+                    if sel.register(fd.as_fd(), Events::READ, free as u8).is_ok() {
                         let c = &mut conns[free];
                         c.fd = Some(fd);
                         (c.start, c.end, c.eof, c.interest) = (0, 0, false, Events::READ);
@@ -257,7 +254,7 @@ fn serve(port: u16) -> Result<(), Errno> {
                 Err(_) => {
                     // Out of fds or memory: the listener stays readable, so
                     // rest instead of spinning.
-                    let _ = sel.unregister(listener.as_raw_fd());
+                    let _ = sel.unregister(listener.as_fd());
                     listening = false;
                     (resting, paused_now) = (true, true);
                 }
@@ -267,7 +264,7 @@ fn serve(port: u16) -> Result<(), Errno> {
         if !listening && !paused_now && room {
             resting = false;
             listening = sel
-                .register(listener.as_raw_fd(), Events::READ, LISTENER)
+                .register(listener.as_fd(), Events::READ, LISTENER)
                 .is_ok();
         }
     }
@@ -324,16 +321,15 @@ fn serve_conn(sel: &mut Sel, c: &mut Conn, mask: Events) {
     if c.start < c.end {
         want |= Events::WRITE;
     }
-    let raw = fd.as_raw_fd();
     if broken || want.is_empty() {
         // Reset, or half-closed with everything echoed: done.
-        let _ = sel.unregister(raw);
+        let _ = sel.unregister(fd);
         c.fd = None;
     } else if want != c.interest {
-        if sel.modify_events(raw, want).is_ok() {
+        if sel.modify_events(fd, want).is_ok() {
             c.interest = want;
         } else {
-            let _ = sel.unregister(raw);
+            let _ = sel.unregister(fd);
             c.fd = None;
         }
     }

@@ -39,7 +39,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, OnceLock};
@@ -364,7 +364,7 @@ impl Server {
         idle_timeout: Option<Duration>,
     ) -> io::Result<Self> {
         let mut sel = Box::new(Sel::open().map_err(io_error)?);
-        sel.register(listener.as_raw_fd(), Events::READ, LISTENER)
+        sel.register(listener.as_fd(), Events::READ, LISTENER)
             .map_err(|e| io_error(e.error))?;
         let now = Instant::now();
         let conns = (0..max_conns)
@@ -428,7 +428,7 @@ impl Server {
     }
 
     fn pause_listener(&mut self, why: Paused) {
-        if self.paused == Paused::No && self.sel.unregister(self.listener.as_raw_fd()).is_ok() {
+        if self.paused == Paused::No && self.sel.unregister(self.listener.as_fd()).is_ok() {
             self.paused = why;
         }
     }
@@ -437,7 +437,7 @@ impl Server {
         if self.paused != Paused::No
             && self
                 .sel
-                .register(self.listener.as_raw_fd(), Events::READ, LISTENER)
+                .register(self.listener.as_fd(), Events::READ, LISTENER)
                 .is_ok()
         {
             self.paused = Paused::No;
@@ -453,8 +453,7 @@ impl Server {
             };
             match sys::accept_nonblocking(&self.listener) {
                 Ok(fd) => {
-                    let raw = fd.as_raw_fd();
-                    if self.sel.register(raw, Events::READ, slot).is_err() {
+                    if self.sel.register(fd.as_fd(), Events::READ, slot).is_err() {
                         // Cannot happen with a free slot and a fresh fd; if
                         // it does, the connection is dropped (closed).
                         self.stats.accept_errors += 1;
@@ -568,8 +567,7 @@ impl Server {
         // Never empty: with no room there is data to write, and after end
         // of file with nothing left the connection was closed above.
         if want != c.interest {
-            let raw = fd.as_raw_fd();
-            if self.sel.modify_events(raw, want).is_ok() {
+            if self.sel.modify_events(fd.as_fd(), want).is_ok() {
                 c.interest = want;
             } else {
                 self.close(slot);
@@ -581,7 +579,7 @@ impl Server {
         let Some(fd) = self.conns[slot].fd.take() else {
             return;
         };
-        let _ = self.sel.unregister(fd.as_raw_fd());
+        let _ = self.sel.unregister(fd.as_fd());
         drop(fd);
         self.free.push(slot as u32);
         if self.paused == Paused::Full {

@@ -9,7 +9,7 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use ioselect_demos::io_error;
@@ -40,7 +40,7 @@ fn main() -> io::Result<()> {
     let listener = TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
     listener.set_nonblocking(true)?;
     let mut sel = Sel::open().map_err(io_error)?;
-    sel.register(listener.as_raw_fd(), Events::READ, LISTENER)
+    sel.register(listener.as_fd(), Events::READ, LISTENER)
         .map_err(|e| io_error(e.error))?;
     let mut conns: [Conn; CONNS] = std::array::from_fn(|_| Conn {
         stream: None,
@@ -66,14 +66,14 @@ fn main() -> io::Result<()> {
                 continue;
             }
             let Some(free) = conns.iter().position(|c| c.stream.is_none()) else {
-                let _ = sel.unregister(listener.as_raw_fd());
+                let _ = sel.unregister(listener.as_fd());
                 listening = false;
                 continue;
             };
             match listener.accept() {
                 Ok((stream, _)) => {
                     if stream.set_nonblocking(true).is_ok()
-                        && sel.register(stream.as_raw_fd(), Events::READ, free).is_ok()
+                        && sel.register(stream.as_fd(), Events::READ, free).is_ok()
                     {
                         let c = &mut conns[free];
                         c.stream = Some(stream);
@@ -88,7 +88,7 @@ fn main() -> io::Result<()> {
                             | ErrorKind::ConnectionAborted
                     ) => {}
                 Err(_) => {
-                    let _ = sel.unregister(listener.as_raw_fd());
+                    let _ = sel.unregister(listener.as_fd());
                     (listening, resting, paused_now) = (false, true, true);
                 }
             }
@@ -96,7 +96,7 @@ fn main() -> io::Result<()> {
         if !listening && !paused_now && conns.iter().any(|c| c.stream.is_none()) {
             resting = false;
             listening = sel
-                .register(listener.as_raw_fd(), Events::READ, LISTENER)
+                .register(listener.as_fd(), Events::READ, LISTENER)
                 .is_ok();
         }
     }
@@ -149,7 +149,7 @@ fn serve(sel: &mut Sel, c: &mut Conn, mask: Events) {
     if c.start < c.end {
         want |= Events::WRITE;
     }
-    let fd = stream.as_raw_fd();
+    let fd = stream.as_fd();
     if broken || want.is_empty() {
         let _ = sel.unregister(fd);
         c.stream = None;

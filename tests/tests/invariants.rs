@@ -1,0 +1,318 @@
+//! Issue 11 on the platform's kernel backend: stale tokens across the tag
+//! wrap, the selector's own waker out of reach of a stale `unregister`, an
+//! fd closed while registered whose open file lives on in a `dup`
+//! (`StaleRegistration`, `rebuild`), the backend types' edges, tables larger
+//! than the stack, and the size of one batch.
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use ioselect_tests::backend::{Backend, SelectorIn, Slot};
+use ioselect_tests::{
+    DefaultSelector, Error, Events, OsBackend, Waker, dup_at_least, serial, socketpair,
+};
+
+/// A pipe, both ends non-blocking and close-on-exec: (read end, write end).
+fn pipe() -> (OwnedFd, OwnedFd) {
+    use rustix::pipe::{PipeFlags, pipe_with};
+    pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC).expect("pipe")
+}
+
+/// A stale event queued before a slot changed hands 2^32 registrations
+/// later is not delivered to the new key (the old 32-bit generations were).
+#[test]
+fn stale_event_across_2_pow_32_registrations_on_the_kernel() {
+    let _serial = serial();
+    let mut sel = DefaultSelector::<u32, 8>::open().unwrap();
+    let (a, peer_a) = socketpair();
+    let (b, peer_b) = socketpair();
+    sel.set_tag_counter(u64::from(u32::MAX) - 1);
+    sel.register(a.as_fd(), Events::READ, 1).unwrap();
+    (&peer_a).write_all(b"x").unwrap();
+    (&peer_b).write_all(b"y").unwrap();
+    sel.select(Some(Duration::from_secs(5))).unwrap();
+    // Mid-batch: a goes; b takes its slot 2^32 registrations later.
+    sel.unregister(a.as_fd()).unwrap();
+    sel.set_tag_counter(u64::from(u32::MAX) - 1 + (1 << 32));
+    sel.register(b.as_fd(), Events::READ, 2).unwrap();
+    assert!(sel.next_ready().is_none(), "a's event reached b");
+    sel.select(Some(Duration::from_secs(5))).unwrap();
+    let (key, mask) = sel.next_ready().unwrap();
+    assert_eq!(
+        (key.fd(), *key.data(), mask),
+        (b.as_raw_fd(), 2, Events::READ)
+    );
+}
+
+/// Register fd N, close it, make a waker (its dup may land on N), then
+/// unregister N in both ways: the waker keeps working.
+#[test]
+fn a_stale_unregister_never_removes_the_selectors_own_waker() {
+    let _serial = serial();
+    let mut sel = DefaultSelector::<(), 8>::open().unwrap();
+    let (a, _peer) = socketpair();
+    let n = a.as_raw_fd();
+    sel.register(a.as_fd(), Events::READ, ()).unwrap();
+    drop(a);
+    let waker = Waker::new(sel.backend()).unwrap();
+    // The lowest free number: the one just closed, on every kernel here.
+    assert_eq!(
+        waker.as_fd().as_raw_fd(),
+        n,
+        "the waker's fd took the number"
+    );
+    // Unregister through the number the waker now holds: the key goes, the
+    // selector's own registration stays (it is not on this fd).
+    sel.unregister(waker.as_fd()).unwrap();
+    assert!(sel.is_empty());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            waker.wake().unwrap();
+        });
+        let start = Instant::now();
+        sel.select(Some(Duration::from_secs(5))).unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "the wake was lost"
+        );
+    });
+    // unregister_closed makes no kernel call at all.
+    let (c, _peer) = socketpair();
+    sel.register(c.as_fd(), Events::READ, ()).unwrap();
+    let m = c.as_raw_fd();
+    drop(c);
+    let waker2 = Waker::new(sel.backend()).unwrap();
+    assert_eq!(waker2.as_fd().as_raw_fd(), m);
+    sel.unregister_closed(m).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            waker2.wake().unwrap();
+        });
+        let start = Instant::now();
+        sel.select(Some(Duration::from_secs(5))).unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "the wake was lost"
+        );
+    });
+}
+
+/// epoll watches open files: an fd closed while registered, whose file lives
+/// on in a `dup`, stays in epoll's set. Registering that file again under
+/// that number is `StaleRegistration`; `rebuild` leaves it behind.
+#[test]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    ignore = "kqueue drops an fd's filters when the fd closes: nothing lingers"
+)]
+fn closed_while_registered_with_a_dup_alive_is_detected_and_rebuilt() {
+    let _serial = serial();
+    let mut sel = DefaultSelector::<&str, 8>::open().unwrap();
+    let (r, w) = pipe();
+    let (keep_r, _keep_w) = pipe();
+    sel.register(keep_r.as_fd(), Events::READ, "keep").unwrap();
+    let n = r.as_raw_fd();
+    sel.register(r.as_fd(), Events::READ, "pipe").unwrap();
+    let alive = dup_at_least(&r, 0).unwrap(); // the open file lives on
+    drop(r);
+    assert_eq!(sel.unregister_closed(n).unwrap().into_data(), "pipe");
+    rustix::io::write(&w, b"x").unwrap();
+
+    // What happens: the stale registration ends every select, with no key.
+    let mut returns = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(100) && returns < 1000 {
+        sel.select(Some(Duration::from_millis(500))).unwrap();
+        assert!(sel.next_ready().is_none());
+        returns += 1;
+    }
+    assert!(
+        returns >= 10,
+        "epoll stopped reporting the stale file: {returns}"
+    );
+
+    // The same open file under the same number: StaleRegistration, and
+    // nothing changes.
+    let again = dup_at_least(&alive, n).unwrap();
+    assert_eq!(again.as_raw_fd(), n);
+    let e = sel
+        .register(again.as_fd(), Events::READ, "again")
+        .unwrap_err();
+    assert_eq!(e.into_parts(), (Error::StaleRegistration, "again"));
+    assert_eq!(sel.len(), 1);
+    // Another open file under that number is no problem for epoll.
+    let (other, _other_w) = pipe();
+    let other_fd = other.as_raw_fd();
+    sel.register(other.as_fd(), Events::READ, "other").unwrap();
+    sel.unregister(other.as_fd()).unwrap();
+    assert_ne!(other_fd, n);
+
+    // The way out: a fresh epoll with exactly the table's keys.
+    sel.rebuild(|key| (key.fd() == keep_r.as_raw_fd()).then(|| keep_r.as_fd()))
+        .unwrap();
+    let start = Instant::now();
+    sel.select(Some(Duration::from_millis(200))).unwrap();
+    assert!(sel.next_ready().is_none());
+    assert!(
+        start.elapsed() >= Duration::from_millis(190),
+        "still woken by the stale file"
+    );
+    sel.register(again.as_fd(), Events::READ, "again").unwrap();
+    sel.select(Some(Duration::from_secs(5))).unwrap();
+    let (key, mask) = sel.next_ready().unwrap();
+    assert_eq!((*key.data(), mask), ("again", Events::READ));
+    // The waker made before the rebuild still wakes the new epoll.
+    drop(alive);
+}
+
+/// A waker made before `rebuild` wakes the rebuilt selector.
+#[test]
+fn wakers_survive_rebuild() {
+    let _serial = serial();
+    let mut sel = DefaultSelector::<(), 4>::open().unwrap();
+    let (a, _peer) = socketpair();
+    sel.register(a.as_fd(), Events::READ, ()).unwrap();
+    let waker = Waker::new(sel.backend()).unwrap();
+    sel.rebuild(|_| Some(a.as_fd())).unwrap();
+    assert_eq!(sel.len(), 1);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            waker.wake().unwrap();
+        });
+        let start = Instant::now();
+        sel.select(Some(Duration::from_secs(5))).unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "the wake was lost"
+        );
+    });
+    // Refusals leave the selector as it was.
+    assert_eq!(sel.rebuild(|_| None), Err(Error::InvalidFd));
+    let (b, _peer_b) = socketpair();
+    assert_eq!(sel.rebuild(|_| Some(b.as_fd())), Err(Error::InvalidFd));
+    assert_eq!(sel.len(), 1);
+    (&_peer).write_all(b"z").unwrap();
+    sel.select(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(
+        sel.next_ready().map(|(k, m)| (k.fd(), m)),
+        Some((a.as_raw_fd(), Events::READ))
+    );
+}
+
+/// `Backend::event` promises `None` at and past the last wait's count.
+#[test]
+fn event_past_the_last_count_is_none() {
+    use ioselect_tests::OpenBackend;
+    let _serial = serial();
+    let mut backend = OsBackend::<4>::open().unwrap();
+    let (a, peer) = socketpair();
+    let (b, _peer_b) = socketpair();
+    backend
+        .add(
+            a.as_fd(),
+            Events::READ | Events::WRITE,
+            ioselect_tests::Token(1),
+        )
+        .unwrap();
+    backend
+        .add(b.as_fd(), Events::WRITE, ioselect_tests::Token(2))
+        .unwrap();
+    let n = backend.wait(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(n, 2);
+    assert!(backend.event(1).is_some());
+    // Only b is ready now: the buffer's second entry is old data.
+    backend
+        .delete(
+            a.as_fd(),
+            Events::READ | Events::WRITE,
+            ioselect_tests::Token(1),
+        )
+        .unwrap();
+    let n = backend.wait(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        backend.event(0).map(|e| e.0),
+        Some(ioselect_tests::Token(2))
+    );
+    assert_eq!(backend.event(1), None);
+    assert_eq!(backend.event(4), None);
+    assert_eq!(backend.event(usize::MAX), None);
+    drop(peer);
+}
+
+/// A 65,536-key selector opened in a debug build on a thread with a 64 KiB
+/// stack, then used: the table lives in memory the caller provides.
+#[test]
+fn a_65536_key_selector_on_a_64_kib_stack() {
+    let worker = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(|| {
+            let table: Vec<Slot<u64>> = std::iter::repeat_with(Slot::new).take(65_536).collect();
+            let mut sel = SelectorIn::<OsBackend<64>, u64, _>::open_in(table).unwrap();
+            let pairs: Vec<_> = (0..100).map(|_| socketpair()).collect();
+            for (i, (a, _)) in pairs.iter().enumerate() {
+                sel.register(a.as_fd(), Events::READ, i as u64).unwrap();
+            }
+            (&pairs[42].1).write_all(b"!").unwrap();
+            sel.select(Some(Duration::from_secs(5))).unwrap();
+            let got = sel.next_ready().map(|(k, m)| (*k.data(), m));
+            (sel.map().capacity(), sel.len(), got)
+        })
+        .unwrap();
+    assert_eq!(
+        worker.join().unwrap(),
+        (65_536, 100, Some((42, Events::READ)))
+    );
+}
+
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    ignore = "kqueue's wait merges a wake-up away: it never takes a key's place"
+)]
+/// One wait reports at most the buffer's `E` events, and a pending wake-up
+/// takes room too: with `E` keys ready and a wake pending, something waits
+/// for the next select, and nothing is lost (the docs promise this, no more).
+#[test]
+fn a_full_batch_with_a_wake_pending_loses_nothing() {
+    use ioselect_tests::{OpenBackend, Token};
+    let _serial = serial();
+    let mut backend = OsBackend::<2>::open().unwrap();
+    let (a, _pa) = socketpair();
+    let (b, _pb) = socketpair();
+    backend.add(a.as_fd(), Events::WRITE, Token(1)).unwrap();
+    backend.add(b.as_fd(), Events::WRITE, Token(2)).unwrap();
+    let waker = Waker::new(&backend).unwrap();
+    waker.wake().unwrap();
+    let first = backend.wait(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(first, 2, "the buffer holds two events");
+    let tokens: Vec<Token> = (0..first)
+        .filter_map(|i| backend.event(i))
+        .map(|e| e.0)
+        .collect();
+    // Whatever was left out comes next: the keys (level-triggered) while
+    // registered, the wake-up once. Take the keys away and look.
+    backend.delete(a.as_fd(), Events::WRITE, Token(1)).unwrap();
+    backend.delete(b.as_fd(), Events::WRITE, Token(2)).unwrap();
+    let start = Instant::now();
+    let second = backend.wait(Some(Duration::from_millis(300))).unwrap();
+    let later: Vec<Token> = (0..second)
+        .filter_map(|i| backend.event(i))
+        .map(|e| e.0)
+        .collect();
+    let wakes = tokens
+        .iter()
+        .chain(&later)
+        .filter(|t| **t == Token::INTERNAL)
+        .count();
+    assert_eq!(wakes, 1, "first {tokens:?}, then {later:?}");
+    if !tokens.contains(&Token::INTERNAL) {
+        assert!(
+            start.elapsed() < Duration::from_millis(250),
+            "the pending wake waited"
+        );
+    }
+}
