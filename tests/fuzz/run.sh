@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Fuzzes ioselect-core's selector and key table with cargo-fuzz (libFuzzer,
 # AddressSanitizer): random operation sequences against a reference model
-# (fuzz/src/lib.rs). Runs on the stable toolchain with RUSTC_BOOTSTRAP=1
+# (tests/fuzz/src/lib.rs, sharing core/tests/reference/). Runs on the stable toolchain with RUSTC_BOOTSTRAP=1
 # (cargo-fuzz passes -Z flags) with the default toolchain, or with
 # FUZZ_TOOLCHAIN (e.g. nightly) when that is set.
 #
-#   bash fuzz/run.sh                     # 30 s (what .ci/run does)
-#   IOSELECT_LONG=1 bash fuzz/run.sh     # 10 minutes
-#   FUZZ_SECONDS=3600 bash fuzz/run.sh   # any length
+#   bash tests/fuzz/run.sh                     # 30 s (what .ci/run does)
+#   IOSELECT_LONG=1 bash tests/fuzz/run.sh     # 10 minutes
+#   FUZZ_SECONDS=3600 bash tests/fuzz/run.sh   # any length
 #
 # Installs cargo-fuzz from crates.io if it is missing. A crash leaves its
-# input in fuzz/artifacts/selector_ops/ and fails the script; replay it with
+# input in tests/fuzz/artifacts/selector_ops/ and fails the script; replay it with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run selector_ops fuzz/artifacts/selector_ops/<file>
 set -euo pipefail
 cd "$(dirname "$0")"
