@@ -23,7 +23,7 @@ const NIL: u32 = u32::MAX;
 pub struct Slot<T> {
     key: Option<SelectorKey<T>>,
     /// The tag of the slot's current registration (or of its last one, while
-    /// vacant): tokens carry it, so that an event queued for an earlier
+    /// vacant), masked to the bits a token has for it: tokens carry it, so that an event queued for an earlier
     /// registration of this slot is recognised as stale.
     tag: u64,
     /// Occupied: the next slot in the same bucket. Vacant: the next free
@@ -242,29 +242,39 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
 
     /// The slot a token names, if that registration is still the current one.
     #[inline]
-    fn slot_of(&self, token: Token) -> Option<usize> {
-        let index = token.0 & ((1u64 << self.shift) - 1);
-        if index >= u64::from(self.used) {
+    pub(crate) fn slot_of(&self, token: Token) -> Option<(usize, &SelectorKey<T>)> {
+        let index = (token.0 & ((1u64 << self.shift) - 1)) as usize;
+        // Fresh slots (at `used` and above) and vacant ones have no key.
+        let slot = self.slots.as_ref().get(index)?;
+        // Tags are stored masked; a vacant slot keeps its last tag.
+        if slot.tag != token.0 >> self.shift {
             return None;
         }
-        let slot = &self.slots.as_ref()[index as usize];
-        let tag_bits = u64::MAX >> self.shift;
-        (slot.key.is_some() && slot.tag & tag_bits == token.0 >> self.shift)
-            .then_some(index as usize)
+        slot.key.as_ref().map(|key| (index, key))
+    }
+
+    /// The key in slot `index`, with only its data mutable.
+    #[inline]
+    pub(crate) fn key_mut_at(&mut self, index: usize) -> Option<KeyMut<'_, T>> {
+        self.slots
+            .as_mut()
+            .get_mut(index)?
+            .key
+            .as_mut()
+            .map(KeyMut::new)
     }
 
     /// The key a token names, if that registration is still the current one.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn by_token(&self, token: Token) -> Option<&SelectorKey<T>> {
-        let index = self.slot_of(token)?;
-        self.slots.as_ref()[index].key.as_ref()
+        self.slot_of(token).map(|(_, key)| key)
     }
 
     /// Mutable [`by_token`](Self::by_token): only the data is mutable.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn by_token_mut(&mut self, token: Token) -> Option<KeyMut<'_, T>> {
-        let index = self.slot_of(token)?;
-        self.slots.as_mut()[index].key.as_mut().map(KeyMut::new)
+        let (index, _) = self.slot_of(token)?;
+        self.key_mut_at(index)
     }
 
     /// The key of `fd`, with only its data mutable.
@@ -286,7 +296,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
             return Err(Error::InvalidFd);
         }
         let index = self.find(fd).ok_or(Error::NotRegistered)?;
-        let tag = self.slots.as_ref()[index as usize].tag & (u64::MAX >> self.shift);
+        let tag = self.slots.as_ref()[index as usize].tag;
         let token = self.token(index, tag);
         match self.slots.as_mut()[index as usize].key.as_mut() {
             Some(key) => Ok((key, token)),
@@ -296,13 +306,12 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
 
     /// The keys and their tokens, for rebuilding a kernel interest set.
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&SelectorKey<T>, Token)> + '_ {
-        let tag_bits = u64::MAX >> self.shift;
         self.slots.as_ref()[..self.used as usize]
             .iter()
             .enumerate()
             .filter_map(move |(i, slot)| {
                 let key = slot.key.as_ref()?;
-                Some((key, self.token(i as u32, slot.tag & tag_bits)))
+                Some((key, self.token(i as u32, slot.tag)))
             })
     }
 
@@ -335,7 +344,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
             return Err(data);
         };
         let bucket = self.bucket(fd);
-        let tag = self.serial;
+        let tag = self.serial & (u64::MAX >> self.shift);
         self.serial = self.serial.wrapping_add(1);
         let slots = self.slots.as_mut();
         let head = slots[bucket].head;
@@ -345,7 +354,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         slot.next = head;
         slots[bucket].head = index;
         self.len += 1;
-        Ok(self.token(index, tag & (u64::MAX >> self.shift)))
+        Ok(self.token(index, tag))
     }
 
     /// Removes the key of `fd`, if any.

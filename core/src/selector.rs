@@ -559,7 +559,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// # Ok::<(), ioselect_core::Error>(())
     /// ```
     pub fn next_ready(&mut self) -> Option<(KeyMut<'_, T>, Events)> {
-        let (token, mask) = loop {
+        let (index, mask) = loop {
             if self.cursor >= self.batch {
                 return None;
             }
@@ -570,15 +570,15 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
             };
             // `None` for a stale token (key gone, slot reused) or a backend's
             // internal one.
-            let Some(key) = self.keys.by_token(token) else {
+            let Some((slot, key)) = self.keys.slot_of(token) else {
                 continue;
             };
             let mask = ready & key.events;
             if !mask.is_empty() {
-                break (token, mask);
+                break (slot, mask);
             }
         };
-        self.keys.by_token_mut(token).map(|key| (key, mask))
+        self.keys.key_mut_at(index).map(|key| (key, mask))
     }
 
     /// The key of `fd` (Python's `get_key`), or `None` when `fd` is not

@@ -259,7 +259,6 @@ impl<const E: usize> Backend for Epoll<E> {
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         // The two common cases stay small enough to inline into the caller's
         // event loop; see `wait_deadline` for why that matters.
-        self.ready = 0;
         let result = match timeout {
             Some(t) if t.is_zero() => self.wait_once(Some(Duration::ZERO)),
             Some(t) => self.wait_deadline(t),
@@ -270,8 +269,16 @@ impl<const E: usize> Backend for Epoll<E> {
                 }
             },
         };
-        self.ready = result?;
-        Ok(self.ready)
+        match result {
+            Ok(n) => {
+                self.ready = n;
+                Ok(n)
+            }
+            Err(e) => {
+                self.ready = 0;
+                Err(Error::Os(e))
+            }
+        }
     }
 
     #[inline]
