@@ -41,6 +41,7 @@ mod error;
 mod events;
 mod key;
 mod map;
+mod platform;
 mod selector;
 mod soft;
 
@@ -52,6 +53,7 @@ pub use error::{DataError, Error, OsError};
 pub use events::Events;
 pub use key::{KeyMut, SelectorKey, Token};
 pub use map::{Iter, KeyMap, KeyMapIn, Slot, Storage};
+pub use platform::{Platform, Poll};
 pub use selector::{Selector, SelectorIn};
 pub use soft::{SoftBackend, SoftReadiness};
 
