@@ -190,8 +190,8 @@ fn never_empty_never_early() {
         assert!(took < t + MS + LATE);
         let ticks = t.as_nanos().div_ceil(MS.as_nanos()) as u32;
         assert!(passes <= ticks + 1);
-        info!("    select({=u64} ns): 0 events, not early, {=u32} passes", ns, passes);
-        info!("    select({=u64} ns) took {=u32} us [measured]", ns, us(took));
+        info!("    select({=u64} ns): 0 events, not early", ns);
+        info!("    select({=u64} ns) took {=u32} us in {=u32} passes [measured]", ns, us(took), passes);
     }
 
     info!("3. a timed select returns with the event before its deadline");
