@@ -22,7 +22,8 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
@@ -102,7 +103,12 @@ fn qemu(args: &Args, serial: Option<&str>) -> Command {
 }
 
 /// Decodes frames from QEMU's stdout until it closes; sends each line.
-fn decode(elf: Vec<u8>, mut out: impl Read, lines: mpsc::Sender<String>) -> Result<(), String> {
+fn decode(
+    elf: Vec<u8>,
+    mut out: impl Read,
+    lines: mpsc::Sender<String>,
+    waiting: Arc<AtomicBool>,
+) -> Result<(), String> {
     let table = Table::parse(&elf)
         .map_err(|e| format!("defmt table: {e}"))?
         .ok_or("the ELF has no defmt data")?;
@@ -121,6 +127,9 @@ fn decode(elf: Vec<u8>, mut out: impl Read, lines: mpsc::Sender<String>) -> Resu
                     let level = frame.level().map_or("PRINT".to_string(), |l| format!("{l:?}").to_uppercase());
                     let line = format!("{ts} {level} {}", frame.display_message());
                     println!("{line}");
+                    if line.ends_with("waiting for I/O") {
+                        waiting.store(true, Ordering::Release);
+                    }
                     let _ = lines.send(line);
                 }
                 Err(DecodeError::UnexpectedEof) => break,
@@ -159,8 +168,10 @@ fn wait(child: &mut Child, limit: Duration) -> Result<i32, String> {
     }
 }
 
-/// The seed's two messages, a 64 KiB stream and EOT through the UART.
-fn echo_client(path: &str) -> Result<(), String> {
+/// The seed's two messages, a 64 KiB stream and EOT through the UART, once
+/// the firmware says `waiting for I/O` (its UART is set up: bytes that come
+/// before are dropped when it turns the FIFOs on).
+fn echo_client(path: &str, waiting: &AtomicBool) -> Result<(), String> {
     let start = Instant::now();
     let mut sock = loop {
         match UnixStream::connect(path) {
@@ -176,6 +187,12 @@ fn echo_client(path: &str) -> Result<(), String> {
         Ok(got)
     };
     println!("[host] connected to the UART");
+    while !waiting.load(Ordering::Acquire) {
+        if start.elapsed() > Duration::from_secs(20) {
+            return Err("the firmware never said `waiting for I/O`".into());
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
     let messages: [&[u8]; 2] = [b"This is the message. ", b"It will be repeated."];
     for m in messages {
         println!("[host] sending b'{}'", String::from_utf8_lossy(m));
@@ -219,8 +236,10 @@ fn run(args: &Args) -> Result<(), String> {
     let mut child = qemu(args, sock.as_deref()).spawn().map_err(|e| format!("starting QEMU: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = mpsc::channel();
-    let decoder = thread::spawn(move || decode(elf, stdout, tx));
-    let client = sock.as_deref().map(echo_client);
+    let waiting = Arc::new(AtomicBool::new(false));
+    let seen = waiting.clone();
+    let decoder = thread::spawn(move || decode(elf, stdout, tx, seen));
+    let client = sock.as_deref().map(|path| echo_client(path, &waiting));
     let code = wait(&mut child, args.timeout);
     let decoded = decoder.join().map_err(|_| "decoder panicked")?;
     let _ = fs::remove_dir_all(&dir);
