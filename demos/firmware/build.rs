@@ -10,7 +10,9 @@ fn main() {
         t if t.starts_with("riscv32") => "virt",
         _ => "none",
     };
-    println!("cargo::rustc-check-cfg=cfg(machine, values(\"lm3s6965evb\", \"microbit\", \"virt\", \"none\"))");
+    println!(
+        "cargo::rustc-check-cfg=cfg(machine, values(\"lm3s6965evb\", \"microbit\", \"virt\", \"none\"))"
+    );
     println!("cargo::rustc-cfg=machine=\"{machine}\"");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     if machine != "none" {

@@ -45,7 +45,7 @@ if [ "$need_apt" = 1 ]; then
   apt-get install -y -qq -t bookworm-backports qemu-system-arm qemu-system-misc >/dev/null
   # Installs, or upgrades an older installed rustc-web to the candidate.
   apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 \
-    binutils-arm-none-eabi binutils-riscv64-unknown-elf >/dev/null
+    binutils-arm-none-eabi binutils-riscv64-unknown-elf ca-certificates >/dev/null
 fi
 /usr/bin/rustc -V
 qemu-system-arm --version | head -1

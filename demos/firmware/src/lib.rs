@@ -21,9 +21,9 @@ mod board;
 #[path = "board/virt.rs"]
 mod board;
 
-pub use board::{MACHINE, init, now, pend_soft};
 #[cfg(machine = "lm3s6965evb")]
 pub use board::uart;
+pub use board::{MACHINE, init, now, pend_soft};
 
 /// The timer source: ready every [`TIMER_EVERY`] ms.
 pub const TIMER: RawFd = 0;
@@ -160,7 +160,9 @@ unsafe impl defmt::Logger for Logger {
         }
         state.taken = true;
         state.restore = restore;
-        let LogState { encoder, buf, len, .. } = state;
+        let LogState {
+            encoder, buf, len, ..
+        } = state;
         let mut out = Out { buf, len };
         encoder.start_frame(|b| out.push(b));
     }
@@ -174,7 +176,9 @@ unsafe impl defmt::Logger for Logger {
         // SAFETY: called after acquire, inside its critical section.
         let state = unsafe { &mut *LOG.0.get() };
         {
-            let LogState { encoder, buf, len, .. } = &mut *state;
+            let LogState {
+                encoder, buf, len, ..
+            } = &mut *state;
             let mut out = Out { buf, len };
             encoder.end_frame(|b| out.push(b));
         }
@@ -188,7 +192,9 @@ unsafe impl defmt::Logger for Logger {
     unsafe fn write(bytes: &[u8]) {
         // SAFETY: called between acquire and release.
         let state = unsafe { &mut *LOG.0.get() };
-        let LogState { encoder, buf, len, .. } = state;
+        let LogState {
+            encoder, buf, len, ..
+        } = state;
         let mut out = Out { buf, len };
         encoder.write(bytes, |b| out.push(b));
     }

@@ -60,14 +60,30 @@ fn parse() -> Args {
             "--bless" => bless = true,
             "--echo" => echo = true,
             "--no-icount" => icount = false,
-            "--timeout" => timeout = it.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| usage()),
+            "--timeout" => {
+                timeout = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             _ if a.starts_with("--") => usage(),
             _ => elf = Some(PathBuf::from(a)),
         }
     }
     // `cargo run`'s runner line puts --machine first; any order works.
-    let (Some(machine), Some(elf)) = (machine, elf) else { usage() };
-    Args { machine, elf, expect, bless, log, echo, icount, timeout: Duration::from_secs(timeout) }
+    let (Some(machine), Some(elf)) = (machine, elf) else {
+        usage()
+    };
+    Args {
+        machine,
+        elf,
+        expect,
+        bless,
+        log,
+        echo,
+        icount,
+        timeout: Duration::from_secs(timeout),
+    }
 }
 
 fn qemu(args: &Args, serial: Option<&str>) -> Command {
@@ -89,7 +105,13 @@ fn qemu(args: &Args, serial: Option<&str>) -> Command {
         }
         _ => usage(),
     };
-    cmd.args(["-nographic", "-monitor", "none", "-semihosting-config", "enable=on,target=native"]);
+    cmd.args([
+        "-nographic",
+        "-monitor",
+        "none",
+        "-semihosting-config",
+        "enable=on,target=native",
+    ]);
     if args.icount {
         cmd.args(["-icount", "shift=3,sleep=off"]);
     }
@@ -98,7 +120,9 @@ fn qemu(args: &Args, serial: Option<&str>) -> Command {
         None => cmd.args(["-serial", "none"]),
     };
     cmd.arg("-kernel").arg(&args.elf);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     cmd
 }
 
@@ -115,7 +139,9 @@ fn decode(
     let mut decoder = table.new_stream_decoder();
     let mut buf = [0u8; 4096];
     loop {
-        let n = out.read(&mut buf).map_err(|e| format!("reading QEMU's stdout: {e}"))?;
+        let n = out
+            .read(&mut buf)
+            .map_err(|e| format!("reading QEMU's stdout: {e}"))?;
         if n == 0 {
             return Ok(());
         }
@@ -123,8 +149,13 @@ fn decode(
         loop {
             match decoder.decode() {
                 Ok(frame) => {
-                    let ts = frame.display_timestamp().map(|t| t.to_string()).unwrap_or_default();
-                    let level = frame.level().map_or("PRINT".to_string(), |l| format!("{l:?}").to_uppercase());
+                    let ts = frame
+                        .display_timestamp()
+                        .map(|t| t.to_string())
+                        .unwrap_or_default();
+                    let level = frame
+                        .level()
+                        .map_or("PRINT".to_string(), |l| format!("{l:?}").to_uppercase());
                     let line = format!("{ts} {level} {}", frame.display_message());
                     println!("{line}");
                     if line.ends_with("waiting for I/O") {
@@ -157,12 +188,16 @@ fn wait(child: &mut Child, limit: Duration) -> Result<i32, String> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return status.code().ok_or_else(|| format!("QEMU killed: {status}"));
+            return status
+                .code()
+                .ok_or_else(|| format!("QEMU killed: {status}"));
         }
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("timeout: QEMU still running after {limit:?}, killed"));
+            return Err(format!(
+                "timeout: QEMU still running after {limit:?}, killed"
+            ));
         }
         thread::sleep(Duration::from_millis(20));
     }
@@ -176,14 +211,18 @@ fn echo_client(path: &str, waiting: &AtomicBool) -> Result<(), String> {
     let mut sock = loop {
         match UnixStream::connect(path) {
             Ok(s) => break s,
-            Err(_) if start.elapsed() < Duration::from_secs(20) => thread::sleep(Duration::from_millis(20)),
+            Err(_) if start.elapsed() < Duration::from_secs(20) => {
+                thread::sleep(Duration::from_millis(20))
+            }
             Err(e) => return Err(format!("connect {path}: {e}")),
         }
     };
-    sock.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
     let read_exact = |sock: &mut UnixStream, n: usize| -> Result<Vec<u8>, String> {
         let mut got = vec![0u8; n];
-        sock.read_exact(&mut got).map_err(|e| format!("reading the echo: {e}"))?;
+        sock.read_exact(&mut got)
+            .map_err(|e| format!("reading the echo: {e}"))?;
         Ok(got)
     };
     println!("[host] connected to the UART");
@@ -218,9 +257,15 @@ fn echo_client(path: &str, waiting: &AtomicBool) -> Result<(), String> {
     let got = read_exact(&mut sock, stream.len())?;
     feeder.join().map_err(|_| "writer panicked")??;
     if let Some(i) = got.iter().zip(&stream).position(|(a, b)| a != b) {
-        return Err(format!("64 KiB stream: byte {i} is {:#04x}, sent {:#04x}", got[i], stream[i]));
+        return Err(format!(
+            "64 KiB stream: byte {i} is {:#04x}, sent {:#04x}",
+            got[i], stream[i]
+        ));
     }
-    println!("[host] 64 KiB stream echoed, every byte checked, in {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "[host] 64 KiB stream echoed, every byte checked, in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     sock.write_all(&[4]).map_err(|e| e.to_string())?;
     println!("[host] sent EOT");
     Ok(())
@@ -233,7 +278,9 @@ fn run(args: &Args) -> Result<(), String> {
         let _ = fs::create_dir_all(&dir);
         dir.join("uart.sock").to_string_lossy().into_owned()
     });
-    let mut child = qemu(args, sock.as_deref()).spawn().map_err(|e| format!("starting QEMU: {e}"))?;
+    let mut child = qemu(args, sock.as_deref())
+        .spawn()
+        .map_err(|e| format!("starting QEMU: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = mpsc::channel();
     let waiting = Arc::new(AtomicBool::new(false));

@@ -75,10 +75,7 @@ fn accept(sel: &mut SeedSel, fd: RawFd, _mask: Events, seen: &mut Seen) {
     READY.clear(fd, Events::READ);
     seen.accepts += 1;
     info!("accept(timer) #{=u32}", seen.accepts);
-    if sel
-        .register(SOFT, Events::READ, Handler(read))
-        .is_err()
-    {
+    if sel.register(SOFT, Events::READ, Handler(read)).is_err() {
         panic!("register soft");
     }
     fw::pend_soft();
@@ -105,7 +102,10 @@ fn read(sel: &mut SeedSel, fd: RawFd, mask: Events, seen: &mut Seen) {
     seen.reads += 1;
     assert!(mask == Events::READ);
     info!("read(soft)");
-    info!("    received interrupt #{=u32}", SOFT_IRQS.load(Ordering::Relaxed));
+    info!(
+        "    received interrupt #{=u32}",
+        SOFT_IRQS.load(Ordering::Relaxed)
+    );
     info!("    closing");
     if sel.unregister(fd).is_err() {
         panic!("unregister soft");
@@ -135,7 +135,10 @@ fn seed_pattern() {
     }
     TIMER_EVERY.store(0, Ordering::Relaxed);
     READY.clear(TIMER, Events::READ);
-    info!("shutting down: {=u32} accepts, {=u32} reads", seen.accepts, seen.reads);
+    info!(
+        "shutting down: {=u32} accepts, {=u32} reads",
+        seen.accepts, seen.reads
+    );
     assert_eq!((seen.accepts, seen.reads), (4, 3));
 }
 
@@ -164,7 +167,10 @@ fn never_empty_never_early() {
     }
     TIMER_EVERY.store(0, Ordering::Relaxed);
     info!("    {=u32} calls, {=u32} empty", calls, empty);
-    info!("5. passes per select(None): at most {=u32} (the ticks up to the event)", most);
+    info!(
+        "5. passes per select(None): at most {=u32} (the ticks up to the event)",
+        most
+    );
     assert_eq!(empty, 0);
     assert!(most <= every);
 
@@ -185,13 +191,23 @@ fn never_empty_never_early() {
         let (n, _) = drain(&mut sel);
         assert_eq!(n, 0);
         let ns = t.as_nanos() as u64;
-        assert!(took >= t, "select({=u64} ns) returned after {=u32} us", ns, us(took));
+        assert!(
+            took >= t,
+            "select({=u64} ns) returned after {=u32} us",
+            ns,
+            us(took)
+        );
         // Late by at most the tick that ends the last sleep.
         assert!(took < t + MS + LATE);
         let ticks = t.as_nanos().div_ceil(MS.as_nanos()) as u32;
         assert!(passes <= ticks + 1);
         info!("    select({=u64} ns): 0 events, not early", ns);
-        info!("    select({=u64} ns) took {=u32} us in {=u32} passes [measured]", ns, us(took), passes);
+        info!(
+            "    select({=u64} ns) took {=u32} us in {=u32} passes [measured]",
+            ns,
+            us(took),
+            passes
+        );
     }
 
     info!("3. a timed select returns with the event before its deadline");
@@ -204,7 +220,10 @@ fn never_empty_never_early() {
     assert!(took <= 5 * MS + LATE);
     TIMER_EVERY.store(0, Ordering::Relaxed);
     READY.clear(TIMER, Events::READ);
-    info!("    select(50 ms): the timer's event [measured: {=u32} us]", us(took));
+    info!(
+        "    select(50 ms): the timer's event [measured: {=u32} us]",
+        us(took)
+    );
 }
 
 // --- 4. interrupts between the scan and the sleep ---------------------------------
@@ -257,7 +276,10 @@ fn storm<P: Platform>(platform: P, rounds: u32, alternate: bool) -> (u32, Durati
     let (mut late, mut worst, mut most) = (0, Duration::ZERO, 0);
     let irqs = SOFT_IRQS.load(Ordering::Relaxed);
     for i in 0..rounds {
-        sel.backend().platform().masked.set(!alternate || i % 2 == 1);
+        sel.backend()
+            .platform()
+            .masked
+            .set(!alternate || i % 2 == 1);
         let before = sleeps();
         assert!(sel.select(None).is_ok());
         let latency = fw::now() - sel.backend().platform().pended_at.get();
@@ -266,7 +288,13 @@ fn storm<P: Platform>(platform: P, rounds: u32, alternate: bool) -> (u32, Durati
         READY.clear(SOFT, Events::READ);
         if latency > LATE {
             late += 1;
-            defmt::debug!("late round {=u32} masked {=bool}: pended at {=u64} ns, now {=u64} ns", i, sel.backend().platform().masked.get(), sel.backend().platform().pended_at.get().as_nanos() as u64, fw::now().as_nanos() as u64);
+            defmt::debug!(
+                "late round {=u32} masked {=bool}: pended at {=u64} ns, now {=u64} ns",
+                i,
+                sel.backend().platform().masked.get(),
+                sel.backend().platform().pended_at.get().as_nanos() as u64,
+                fw::now().as_nanos() as u64
+            );
         }
         worst = worst.max(latency);
         most = most.max(sleeps() - before);
@@ -281,16 +309,29 @@ fn lost_wake_ups() {
         STORM
     );
     let (late, worst, most) = storm(Idle, STORM, true);
-    info!("    {=u32} late (over {=u32} us), at most {=u32} pass per select", late, us(LATE), most);
+    info!(
+        "    {=u32} late (over {=u32} us), at most {=u32} pass per select",
+        late,
+        us(LATE),
+        most
+    );
     info!("    worst latency {=u32} us [measured]", us(worst));
     assert_eq!(late, 0);
     assert!(worst <= LATE);
     assert_eq!(most, 1);
 
     let rounds = 200;
-    info!("4. control: issue 9's idle hook (check, then wfi, interrupts enabled), {=u32} rounds", rounds);
+    info!(
+        "4. control: issue 9's idle hook (check, then wfi, interrupts enabled), {=u32} rounds",
+        rounds
+    );
     let (late, worst, _) = storm(Naive, rounds, false);
-    info!("    late: {=u32} of {=u32}, worst latency {=u32} us [measured]", late, rounds, us(worst));
+    info!(
+        "    late: {=u32} of {=u32}, worst latency {=u32} us [measured]",
+        late,
+        rounds,
+        us(worst)
+    );
     // The test can fail: the broken hook sleeps through each of them until
     // the next tick.
     assert!(late > rounds / 2);

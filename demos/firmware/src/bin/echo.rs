@@ -15,7 +15,9 @@
 compile_error!("echo: lm3s6965evb only (its UART0)");
 
 use defmt::info;
-use ioselect_firmware::{self as fw, Events, Idle, RawFd, READY, SOURCES, Selector, SoftBackend, UART, uart};
+use ioselect_firmware::{
+    self as fw, Events, Idle, READY, RawFd, SOURCES, Selector, SoftBackend, UART, uart,
+};
 
 type Sel = Selector<SoftBackend<'static, SOURCES, Idle>, Handler, SOURCES>;
 

@@ -32,6 +32,13 @@ fn main() -> ! {
             soft_on = handled < ROUNDS;
         }
     }
-    info!("loop-hand: {=u32} timer rounds, {=u32} software interrupts", rounds, handled);
-    fw::exit(if (rounds, handled) == (ROUNDS, ROUNDS) { 0 } else { 1 })
+    info!(
+        "loop-hand: {=u32} timer rounds, {=u32} software interrupts",
+        rounds, handled
+    );
+    fw::exit(if (rounds, handled) == (ROUNDS, ROUNDS) {
+        0
+    } else {
+        1
+    })
 }

@@ -6,7 +6,10 @@
 #![no_main]
 
 use defmt::info;
-use ioselect_firmware::{self as fw, Events, Idle, READY, RawFd, SOFT, SOURCES, Selector, SoftBackend, TIMER, TIMER_EVERY};
+use ioselect_firmware::{
+    self as fw, Events, Idle, READY, RawFd, SOFT, SOURCES, Selector, SoftBackend, TIMER,
+    TIMER_EVERY,
+};
 
 type Sel = Selector<SoftBackend<'static, SOURCES, Idle>, Handler, SOURCES>;
 
@@ -39,7 +42,9 @@ fn main() -> ! {
     TIMER_EVERY.store(2, core::sync::atomic::Ordering::Relaxed);
     let mut sel: Sel = Selector::new(SoftBackend::with_platform(&READY, Idle));
     let (mut rounds, mut handled) = (0, 0);
-    if sel.register(TIMER, Events::READ, Handler(on_timer)).is_err()
+    if sel
+        .register(TIMER, Events::READ, Handler(on_timer))
+        .is_err()
         || sel.register(SOFT, Events::READ, Handler(on_soft)).is_err()
     {
         fw::exit(1);
@@ -50,7 +55,11 @@ fn main() -> ! {
         }
         while let Some((key, _)) = sel.next_ready() {
             let (fd, Handler(callback)) = (key.fd(), *key.data());
-            let count = if fd == TIMER { &mut rounds } else { &mut handled };
+            let count = if fd == TIMER {
+                &mut rounds
+            } else {
+                &mut handled
+            };
             callback(&mut sel, fd, count);
         }
     }
@@ -60,5 +69,9 @@ fn main() -> ! {
         handled,
         core::mem::size_of::<Sel>()
     );
-    fw::exit(if (rounds, handled) == (ROUNDS, ROUNDS) { 0 } else { 1 })
+    fw::exit(if (rounds, handled) == (ROUNDS, ROUNDS) {
+        0
+    } else {
+        1
+    })
 }

@@ -11,6 +11,10 @@ fn main() -> ! {
     fw::init();
     defmt::info!("about to fail a check on {=str}", fw::MACHINE);
     let ticks = fw::now().as_secs();
-    defmt::assert!(ticks > 3600, "deliberate failure: {=u64} s since boot", ticks);
+    defmt::assert!(
+        ticks > 3600,
+        "deliberate failure: {=u64} s since boot",
+        ticks
+    );
     fw::exit(0)
 }

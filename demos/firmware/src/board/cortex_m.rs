@@ -59,7 +59,14 @@ pub fn now() -> Duration {
             // read may be from before or after the wrap; read again. QEMU
             // may still show 0 (not reloaded yet): that is the wrap itself.
             let val = SYST::get_current();
-            (ms + 1, if val > PER_MS / 2 { PER_MS - 1 - val } else { 0 })
+            (
+                ms + 1,
+                if val > PER_MS / 2 {
+                    PER_MS - 1 - val
+                } else {
+                    0
+                },
+            )
         } else {
             (ms, PER_MS - 1 - val)
         };

@@ -101,6 +101,9 @@ fn machine_soft() {
 /// Any exception (riscv-rt's default handler would loop): log, exit 1.
 #[unsafe(export_name = "ExceptionHandler")]
 fn exception_handler(_frame: &riscv_rt::TrapFrame) -> ! {
-    defmt::error!("exception, mcause {=usize:x}", riscv::register::mcause::read().bits());
+    defmt::error!(
+        "exception, mcause {=usize:x}",
+        riscv::register::mcause::read().bits()
+    );
     crate::exit(1)
 }
