@@ -64,8 +64,10 @@ fn count_sleep() {
 
 /// The machine's waiting [`Platform`]: the tick clock, and check-then-`wfi`
 /// with interrupts masked, so an interrupt that lands after the selector's
-/// scan still ends the sleep. The 1 ms tick bounds every sleep, so a
-/// deadline needs no timer of its own.
+/// scan still ends the sleep. The 1 ms tick bounds every sleep; on `virt` a
+/// deadline before the next tick also arms the timer for that moment (on
+/// the Cortex-M machines SysTick is the clock, and a timeout ends at the
+/// first tick after its deadline).
 #[derive(Clone, Copy, Default)]
 pub struct Idle;
 
@@ -74,9 +76,9 @@ impl Platform for Idle {
         Some(now())
     }
 
-    fn sleep(&mut self, _deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+    fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
         count_sleep();
-        board::masked_wait(woken);
+        board::masked_wait(deadline, woken);
     }
 }
 

@@ -87,7 +87,8 @@ pub fn pend_soft() {
 /// Masks interrupts, runs `woken`, sleeps in `wfi` unless it said `true`,
 /// unmasks. `wfi` wakes on an interrupt that is pending while PRIMASK masks
 /// it, so one that lands after the check still ends the sleep.
-pub(crate) fn masked_wait(woken: impl FnOnce() -> bool) {
+/// SysTick is the clock: the deadline waits for the tick after it.
+pub(crate) fn masked_wait(_deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
     cortex_m::interrupt::disable();
     if !woken() {
         cortex_m::asm::wfi();

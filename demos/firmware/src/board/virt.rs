@@ -47,7 +47,9 @@ fn set_mtimecmp(t: u64) {
 
 /// Starts the 1 ms tick and enables interrupts.
 pub fn init() {
-    set_mtimecmp(mtime() + PER_MS);
+    let first = mtime() + PER_MS;
+    NEXT_TICK.store(first);
+    set_mtimecmp(first);
     // SAFETY: the handlers are ready.
     unsafe {
         riscv::interrupt::enable_interrupt(Interrupt::MachineTimer);
@@ -69,9 +71,18 @@ pub fn pend_soft() {
 /// Clears `mstatus.MIE`, runs `woken`, sleeps in `wfi` unless it said
 /// `true`, sets `mstatus.MIE`. `wfi` wakes on an interrupt pending and
 /// enabled in `mie` whatever `mstatus.MIE` says.
-pub(crate) fn masked_wait(woken: impl FnOnce() -> bool) {
+/// A `deadline` before the next tick arms `mtimecmp` for it (the timer
+/// handler puts the tick back).
+pub(crate) fn masked_wait(deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
     riscv::interrupt::disable();
     if !woken() {
+        if let Some(deadline) = deadline {
+            // mtime ticks are 100 ns: round up, never wake before it.
+            let at = deadline.as_nanos().div_ceil(100) as u64;
+            if at < NEXT_TICK.load() {
+                set_mtimecmp(at);
+            }
+        }
         riscv::asm::wfi();
     }
     // SAFETY: the thread runs with interrupts enabled; this restores it.
@@ -84,13 +95,35 @@ pub(crate) fn wfi() {
 
 #[riscv_rt::core_interrupt(Interrupt::MachineTimer)]
 fn machine_timer() {
+    let next = NEXT_TICK.load();
+    if mtime() < next {
+        // A deadline `masked_wait` armed: the wake-up is all it is for.
+        set_mtimecmp(next);
+        return;
+    }
     let ms = TICKS.load(Ordering::Relaxed) + 1;
     TICKS.store(ms, Ordering::Relaxed);
     // The next tick, on the 1 ms grid (no drift).
-    let cmp = (u64::from(read32(MTIMECMP + 4)) << 32) | u64::from(read32(MTIMECMP));
-    set_mtimecmp(cmp + PER_MS);
+    NEXT_TICK.store(next + PER_MS);
+    set_mtimecmp(next + PER_MS);
     crate::on_tick(ms);
 }
+
+/// When the next 1 ms tick is due, in `mtime` units: a `u64` behind a
+/// critical section (RV32 has no 64-bit atomics).
+struct NextTick(critical_section::Mutex<core::cell::Cell<u64>>);
+
+impl NextTick {
+    fn load(&self) -> u64 {
+        critical_section::with(|cs| self.0.borrow(cs).get())
+    }
+
+    fn store(&self, t: u64) {
+        critical_section::with(|cs| self.0.borrow(cs).set(t));
+    }
+}
+
+static NEXT_TICK: NextTick = NextTick(critical_section::Mutex::new(core::cell::Cell::new(0)));
 
 #[riscv_rt::core_interrupt(Interrupt::MachineSoft)]
 fn machine_soft() {
