@@ -38,6 +38,66 @@ use core::time::Duration;
 /// positive timeout: `select(Some(t))` with `t > 0` fails with
 /// [`Error::NoClock`](crate::Error::NoClock), whatever is ready, rather than
 /// returning early. `select(None)` and `select(Some(Duration::ZERO))` work.
+///
+/// # Example
+/// A Cortex-M platform (as `demos/firmware` has it) is, in outline:
+///
+/// ```text
+/// fn sleep(&mut self, _deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+///     cortex_m::interrupt::disable();
+///     if !woken() { cortex_m::asm::wfi(); }
+///     unsafe { cortex_m::interrupt::enable() };
+/// }
+/// ```
+///
+/// On a host, with a thread in the role of the interrupt handler: `park`'s
+/// token plays the pending interrupt (an `unpark` that comes after the check
+/// and before the `park` still ends it).
+///
+/// ```
+/// use core::time::Duration;
+/// use std::time::Instant;
+/// use ioselect_core::{Events, Platform, Selector, SoftBackend, SoftReadiness};
+///
+/// struct Parking(Instant);
+///
+/// impl Platform for Parking {
+///     fn now(&self) -> Option<Duration> {
+///         Some(self.0.elapsed())
+///     }
+///     fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+///         if woken() {
+///             return;
+///         }
+///         match deadline {
+///             Some(d) => std::thread::park_timeout(d.saturating_sub(self.0.elapsed())),
+///             None => std::thread::park(),
+///         }
+///     }
+/// }
+///
+/// static READY: SoftReadiness<4> = SoftReadiness::new();
+/// let mut sel: Selector<SoftBackend<'static, 4, Parking>, &str, 4> =
+///     Selector::new(SoftBackend::with_platform(&READY, Parking(Instant::now())));
+/// sel.register(1, Events::READ, "one")?;
+///
+/// // Nothing ready: a timed select waits its whole time, never less.
+/// let start = Instant::now();
+/// sel.select(Some(Duration::from_millis(20)))?;
+/// assert!(sel.next_ready().is_none());
+/// assert!(start.elapsed() >= Duration::from_millis(20));
+///
+/// // The "interrupt": another thread sets readiness, then wakes the selector.
+/// let selecting = std::thread::current();
+/// let isr = std::thread::spawn(move || {
+///     READY.set(1, Events::READ);
+///     selecting.unpark();
+/// });
+/// sel.select(None)?; // returns only with an event
+/// assert_eq!(sel.next_ready().map(|(key, _)| *key.data()), Some("one"));
+/// isr.join().unwrap();
+/// # Ok::<(), ioselect_core::Error>(())
+/// ```
 pub trait Platform {
     /// Monotonic time since a fixed point of the platform's choice (boot,
     /// say), or `None` when the platform has no clock. It never goes back.
