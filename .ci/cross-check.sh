@@ -9,8 +9,10 @@
 #
 #   - ioselect-bsd and the tests crate with its tests, for the six kqueue
 #     targets (FreeBSD, macOS x86_64 and arm64, NetBSD, OpenBSD, DragonFly);
-#   - ioselect-core, with and without `defmt`, for two bare-metal targets,
-#     building only `core`: proof that it needs neither std nor alloc;
+#   - ioselect-core, with and without `defmt`, for four bare-metal targets,
+#     building only `core`: proof that it needs neither std nor alloc, nor
+#     compare-and-swap (thumbv6m: Cortex-M0/M0+; riscv32imc: ESP32-C3 have
+#     only atomic loads and stores);
 #   - ioselect-linux for aarch64 Linux.
 #
 # Needs root for apt-get when the packages are missing. Uses its own target
@@ -51,7 +53,8 @@ done
 # The optional integration, once, on one kqueue target.
 check -Zbuild-std=core --target x86_64-unknown-freebsd -p ioselect-bsd --features defmt
 
-for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
+for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf \
+              thumbv6m-none-eabi riscv32imc-unknown-none-elf; do
   check -Zbuild-std=core --target "$target" -p ioselect-core
   check -Zbuild-std=core --target "$target" -p ioselect-core --features defmt
 done

@@ -96,8 +96,10 @@ pub enum Error {
     /// kernel object without it.
     StaleRegistration,
     /// A `select` with a positive timeout on a backend that has no clock to
-    /// measure it (a software backend on bare metal without a platform
-    /// clock): refused, rather than returning early.
+    /// measure it: a [`SoftBackend`](crate::SoftBackend) whose
+    /// [`Platform`](crate::Platform) answers [`now`](crate::Platform::now)
+    /// with `None`. Rather than return early, the select fails; nothing
+    /// changed. `select(None)` and `select(Some(Duration::ZERO))` work there.
     NoClock,
     /// The backend (the kernel) refused the operation.
     Os(OsError),

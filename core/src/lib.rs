@@ -9,9 +9,14 @@
 //!   the [`map`](Selector::map) view and `close`, holding at most `N` keys.
 //! - [`Backend`]: what an OS crate implements (`ioselect-linux`: epoll,
 //!   `ioselect-bsd`: kqueue); [`SoftBackend`] is one with no OS at all.
+//! - [`Platform`]: what a microcontroller supplies so that a [`SoftBackend`]
+//!   waits as a kernel does (a clock, and a sleep that cannot miss an
+//!   interrupt); `demos/firmware` runs it on QEMU's Cortex-M3, Cortex-M0 and
+//!   RV32 machines.
 //!
 //! Core has no `unsafe`, no heap, no OS dependency, and builds for bare-metal
-//! targets. All policy (duplicates, unknown fds, invalid masks, capacity,
+//! targets, including those without compare-and-swap (`thumbv6m-none-eabi`,
+//! `riscv32imc-unknown-none-elf`). All policy (duplicates, unknown fds, invalid masks, capacity,
 //! stale events) is decided here, before any kernel call, so every backend
 //! behaves the same.
 //!
@@ -41,6 +46,7 @@ mod error;
 mod events;
 mod key;
 mod map;
+mod platform;
 mod selector;
 mod soft;
 
@@ -52,6 +58,7 @@ pub use error::{DataError, Error, OsError};
 pub use events::Events;
 pub use key::{KeyMut, SelectorKey, Token};
 pub use map::{Iter, KeyMap, KeyMapIn, Slot, Storage};
+pub use platform::{Platform, Poll};
 pub use selector::{Selector, SelectorIn};
 pub use soft::{SoftBackend, SoftReadiness};
 

@@ -1,11 +1,12 @@
-//! A software backend: readiness set by the application.
+//! A software backend: readiness set by the application, from interrupt
+//! handlers on bare metal.
 
+#[cfg(any(test, feature = "testing"))]
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
-use heapless::Vec;
-
+use crate::platform::{Platform, Poll};
 use crate::{Backend, Error, Events, OsError, RawFd, Renew, Token};
 
 /// Readiness flags for `M` software event sources, numbered `0..M`, that an
@@ -13,44 +14,69 @@ use crate::{Backend, Error, Events, OsError, RawFd, Renew, Token};
 /// another thread, or from a test.
 ///
 /// Readiness is level-triggered, like a socket's: it stays set until the
-/// application clears it. All methods take `&self` and are lock-free
-/// (`fetch_or`/`fetch_and` on an `AtomicU8`), so a `static` instance can be
-/// shared with interrupt handlers. Numbers outside `0..M` are ignored.
+/// application clears it. There is one atomic flag per (source, event),
+/// written with plain atomic stores and read with plain loads, never a
+/// read-modify-write: so it builds for targets without compare-and-swap
+/// (`thumbv6m-none-eabi`: Cortex-M0/M0+, `riscv32imc-unknown-none-elf`), and
+/// an interrupt handler setting `READ` cannot undo the thread clearing
+/// `WRITE` of the same source, or the other way round. All methods take
+/// `&self`, so a `static` instance is shared with interrupt handlers.
+/// Numbers outside `0..M`, and bits other than `READ` and `WRITE`, are
+/// ignored.
 pub struct SoftReadiness<const M: usize> {
-    ready: [AtomicU8; M],
+    read: [AtomicBool; M],
+    write: [AtomicBool; M],
 }
 
 impl<const M: usize> SoftReadiness<M> {
     /// All sources not ready. `const`, for a `static`.
     pub const fn new() -> Self {
         Self {
-            ready: [const { AtomicU8::new(0) }; M],
+            read: [const { AtomicBool::new(false) }; M],
+            write: [const { AtomicBool::new(false) }; M],
         }
     }
 
     /// Marks `fd` ready for `events` (added to what it was ready for).
+    #[inline]
     pub fn set(&self, fd: RawFd, events: Events) {
-        if let Some(r) = self.flag(fd) {
-            r.fetch_or(events.bits(), Ordering::Release);
-        }
+        self.store(fd, events, true);
     }
 
     /// Marks `fd` no longer ready for `events`.
+    #[inline]
     pub fn clear(&self, fd: RawFd, events: Events) {
-        if let Some(r) = self.flag(fd) {
-            r.fetch_and(!events.bits(), Ordering::Release);
-        }
+        self.store(fd, events, false);
     }
 
     /// What `fd` is ready for now.
+    #[inline]
     pub fn get(&self, fd: RawFd) -> Events {
-        self.flag(fd).map_or(Events::empty(), |r| {
-            Events::from_bits_retain(r.load(Ordering::Acquire))
-        })
+        index(fd, M).map_or(Events::empty(), |i| self.at(i))
     }
 
-    fn flag(&self, fd: RawFd) -> Option<&AtomicU8> {
-        usize::try_from(fd).ok().and_then(|i| self.ready.get(i))
+    fn store(&self, fd: RawFd, events: Events, value: bool) {
+        if let Some(i) = index(fd, M) {
+            if events.contains(Events::READ) {
+                self.read[i].store(value, Ordering::Release);
+            }
+            if events.contains(Events::WRITE) {
+                self.write[i].store(value, Ordering::Release);
+            }
+        }
+    }
+
+    /// The readiness of source `i < M`.
+    #[inline]
+    fn at(&self, i: usize) -> Events {
+        let mut ready = Events::empty();
+        if self.read[i].load(Ordering::Acquire) {
+            ready |= Events::READ;
+        }
+        if self.write[i].load(Ordering::Acquire) {
+            ready |= Events::WRITE;
+        }
+        ready
     }
 }
 
@@ -60,8 +86,49 @@ impl<const M: usize> Default for SoftReadiness<M> {
     }
 }
 
+/// `fd` as an index below `m`.
+#[inline]
+fn index(fd: RawFd, m: usize) -> Option<usize> {
+    usize::try_from(fd).ok().filter(|&i| i < m)
+}
+
+/// What the backend keeps for one source: 12 bytes on 32-bit targets (the
+/// token as two halves, so that the entry needs no 8-byte alignment).
+#[derive(Clone, Copy)]
+struct Entry {
+    /// `Token.0` split in halves (low, high).
+    token: [u32; 2],
+    /// `Events` bits watched for; 0: not watched.
+    interest: u8,
+    /// `Events` bits reported by the last `wait`; 0: none (or dropped by an
+    /// `add` since: a new registration of the source).
+    fired: u8,
+}
+
+impl Entry {
+    const EMPTY: Self = Self {
+        token: [0; 2],
+        interest: 0,
+        fired: 0,
+    };
+
+    fn token(self) -> Token {
+        Token(u64::from(self.token[0]) | (u64::from(self.token[1]) << 32))
+    }
+
+    fn watched(events: Events, token: Token) -> Self {
+        Self {
+            // Halves of a u64: the casts keep exactly 32 bits each.
+            token: [token.0 as u32, (token.0 >> 32) as u32],
+            interest: events.bits(),
+            fired: 0,
+        }
+    }
+}
+
 /// A [`Backend`] without an operating system: sources `0..M` of a
-/// [`SoftReadiness`], watched like a kernel would.
+/// [`SoftReadiness`], watched like a kernel would, waiting through the
+/// [`Platform`] `P`.
 ///
 /// It behaves like a level-triggered kernel mechanism, so the selector's
 /// rules can be tested on any host, deterministically, and bare-metal
@@ -70,38 +137,66 @@ impl<const M: usize> Default for SoftReadiness<M> {
 /// unwatched source with `ENOENT`. `fail_next` (feature `testing`) makes the
 /// next call fail, to test error paths.
 ///
-/// It cannot sleep by itself: when nothing is ready and the timeout is not
-/// zero, `wait` calls the idle hook (if one is set, e.g. one that executes
-/// `wfi` or advances a test's clock) once with the timeout and looks again.
-/// Without a hook it returns no events. `wait` scans all `M` sources and
-/// reports the ready ones in ascending order (a deterministic order tests
-/// may rely on).
-pub struct SoftBackend<'r, const M: usize> {
+/// # Waiting
+/// - With [`SoftBackend::new`] (platform [`Poll`]) it never waits: `wait`
+///   reports what is ready at that moment, whatever the timeout. For host
+///   tests and models, which set readiness themselves between calls.
+/// - With [`SoftBackend::with_platform`] it waits as a kernel does:
+///   `select(None)` returns only with at least one event; `select(Some(t))`
+///   returns with events, or with none once `t` has passed by the platform's
+///   clock, never earlier; a platform without a clock answers a positive
+///   timeout with [`Error::NoClock`]. It sleeps through
+///   [`Platform::sleep`], which cannot miss an interrupt that lands between
+///   the backend's last look and the sleep, and it looks again only after
+///   the platform wakes it (an interrupt or the deadline): no spinning.
+///
+/// `wait` scans all `M` sources and reports the ready ones in ascending
+/// order (a deterministic order tests may rely on).
+///
+/// # Size
+/// 12 bytes per source plus 2 for the batch, and a few words: a
+/// `SoftBackend<8>` with a zero-sized platform is 120 bytes on
+/// `thumbv7m-none-eabi` (344 before issue 9), measured by
+/// `demos/firmware`'s `contract` program.
+pub struct SoftBackend<'r, const M: usize, P = Poll> {
     readiness: &'r SoftReadiness<M>,
-    interest: [Option<(Events, Token)>; M],
-    ready: Vec<(Token, Events), M>,
-    idle: Option<fn(Option<Duration>)>,
+    entries: [Entry; M],
+    /// Sources with an event in the last `wait`, in order: `ready[..len]`.
+    ready: [u16; M],
+    len: u16,
+    #[cfg(any(test, feature = "testing"))]
     fail_next: Cell<Option<OsError>>,
+    platform: P,
 }
 
-impl<'r, const M: usize> SoftBackend<'r, M> {
-    /// A backend watching nothing yet, reading readiness from `readiness`.
+impl<'r, const M: usize> SoftBackend<'r, M, Poll> {
+    /// A backend watching nothing yet, reading readiness from `readiness`,
+    /// that never waits (platform [`Poll`]).
     pub const fn new(readiness: &'r SoftReadiness<M>) -> Self {
+        Self::with_platform(readiness, Poll)
+    }
+}
+
+impl<'r, const M: usize, P: Platform> SoftBackend<'r, M, P> {
+    /// A backend watching nothing yet, reading readiness from `readiness`,
+    /// that waits through `platform`. `M` is at most 65,535 (a compile-time
+    /// check).
+    pub const fn with_platform(readiness: &'r SoftReadiness<M>, platform: P) -> Self {
+        const {
+            assert!(
+                M <= u16::MAX as usize,
+                "SoftBackend: at most 65,535 sources"
+            )
+        };
         Self {
             readiness,
-            interest: [None; M],
-            ready: Vec::new(),
-            idle: None,
+            entries: [Entry::EMPTY; M],
+            ready: [0; M],
+            len: 0,
+            #[cfg(any(test, feature = "testing"))]
             fail_next: Cell::new(None),
+            platform,
         }
-    }
-
-    /// Sets the hook `wait` calls when nothing is ready and the timeout is
-    /// not zero.
-    #[must_use]
-    pub const fn with_idle(mut self, idle: fn(Option<Duration>)) -> Self {
-        self.idle = Some(idle);
-        self
     }
 
     /// Test hook (feature `testing`, not part of the API): makes the next
@@ -114,40 +209,77 @@ impl<'r, const M: usize> SoftBackend<'r, M> {
 
     /// What `fd` is watched for (the "kernel's" view), or `None`.
     pub fn interest(&self, fd: RawFd) -> Option<Events> {
-        self.slot(fd)
-            .ok()
-            .and_then(|i| self.interest[i])
-            .map(|(events, _)| events)
+        index(fd, M)
+            .map(|i| self.entries[i].interest)
+            .filter(|&bits| bits != 0)
+            .map(Events::from_bits_retain)
     }
 
-    fn slot(&self, fd: RawFd) -> Result<usize, OsError> {
-        usize::try_from(fd)
-            .ok()
-            .filter(|&i| i < M)
-            .ok_or(OsError::EBADF)
+    /// The platform, e.g. to read its clock.
+    pub fn platform(&self) -> &P {
+        &self.platform
     }
 
+    /// The platform, mutably.
+    pub fn platform_mut(&mut self) -> &mut P {
+        &mut self.platform
+    }
+
+    fn slot(fd: RawFd) -> Result<usize, OsError> {
+        index(fd, M).ok_or(OsError::EBADF)
+    }
+
+    /// The failure armed by `fail_next` (feature `testing`), if any.
+    #[inline]
     fn injected(&self) -> Result<(), OsError> {
-        self.fail_next.take().map_or(Ok(()), Err)
+        #[cfg(any(test, feature = "testing"))]
+        if let Some(e) = self.fail_next.take() {
+            return Err(e);
+        }
+        Ok(())
     }
 
-    fn scan(&mut self) {
-        self.ready.clear();
-        for (fd, interest) in self.interest.iter().enumerate() {
-            if let Some((events, token)) = *interest {
-                let ready =
-                    Events::from_bits_retain(self.readiness.ready[fd].load(Ordering::Acquire));
+    /// Forgets the last batch: O(its length).
+    fn clear_batch(&mut self) {
+        for &i in &self.ready[..usize::from(self.len)] {
+            self.entries[usize::from(i)].fired = 0;
+        }
+        self.len = 0;
+    }
+
+    /// Fills the batch with every watched source that is ready for some of
+    /// what it is watched for; returns the batch length.
+    fn scan(&mut self) -> usize {
+        let mut len = 0;
+        for (i, entry) in self.entries.iter_mut().enumerate() {
+            if entry.interest != 0 {
+                let ready = self.readiness.at(i).bits();
                 // Report all of the readiness, as a kernel reports error and
                 // hang-up beyond the interest; the selector masks it.
-                if ready.intersects(events) && self.ready.push((token, ready)).is_err() {
-                    break;
+                if ready & entry.interest != 0 {
+                    entry.fired = ready;
+                    // `i < M <= 65,535` (checked in `with_platform`).
+                    self.ready[len] = i as u16;
+                    len += 1;
                 }
             }
         }
+        // `len <= M <= 65,535` (checked in `with_platform`).
+        self.len = len as u16;
+        len
     }
 }
 
-impl<const M: usize> Backend for SoftBackend<'_, M> {
+/// True when a watched source is ready for some of what it is watched for:
+/// the check a [`Platform`] runs with interrupts masked before it sleeps.
+fn any_ready<const M: usize>(readiness: &SoftReadiness<M>, entries: &[Entry; M]) -> bool {
+    entries
+        .iter()
+        .enumerate()
+        .any(|(i, e)| e.interest != 0 && readiness.at(i).bits() & e.interest != 0)
+}
+
+impl<const M: usize, P: Platform> Backend for SoftBackend<'_, M, P> {
     type Source<'a> = RawFd;
 
     #[inline]
@@ -157,11 +289,11 @@ impl<const M: usize> Backend for SoftBackend<'_, M> {
 
     fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
         self.injected()?;
-        let i = self.slot(fd)?;
-        if self.interest[i].is_some() {
+        let i = Self::slot(fd)?;
+        if self.entries[i].interest != 0 {
             return Err(OsError::EEXIST);
         }
-        self.interest[i] = Some((events, token));
+        self.entries[i] = Entry::watched(events, token);
         Ok(())
     }
 
@@ -173,67 +305,91 @@ impl<const M: usize> Backend for SoftBackend<'_, M> {
         token: Token,
     ) -> Result<(), OsError> {
         self.injected()?;
-        let i = self.slot(fd)?;
-        match &mut self.interest[i] {
-            Some(entry) => {
-                *entry = (new, token);
-                Ok(())
-            }
-            None => Err(OsError::ENOENT),
+        let i = Self::slot(fd)?;
+        let entry = &mut self.entries[i];
+        if entry.interest == 0 {
+            return Err(OsError::ENOENT);
         }
+        // Same source, same key: an event of the current batch stays (the
+        // selector masks it with the new events).
+        *entry = Entry {
+            fired: entry.fired,
+            ..Entry::watched(new, token)
+        };
+        Ok(())
     }
 
     fn delete(&mut self, fd: RawFd, _events: Events, _token: Token) -> Result<(), OsError> {
         self.injected()?;
-        if let Ok(i) = self.slot(fd) {
-            self.interest[i] = None;
+        if let Ok(i) = Self::slot(fd) {
+            // Unwatched. An event of the current batch keeps its token, as
+            // a kernel's queued event would: the selector recognises it as
+            // stale.
+            self.entries[i].interest = 0;
         }
         Ok(())
     }
 
     fn forget(&mut self, fd: RawFd, _events: Events, _token: Token) {
-        if let Ok(i) = self.slot(fd) {
-            self.interest[i] = None;
+        if let Ok(i) = Self::slot(fd) {
+            self.entries[i].interest = 0;
         }
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
-        self.ready.clear();
+        self.clear_batch();
         self.injected()?;
-        self.scan();
-        if let Some(idle) = self.idle
-            && self.ready.is_empty()
-            && timeout != Some(Duration::ZERO)
-        {
-            idle(timeout);
-            self.scan();
+        let poll = P::POLL_ONLY || timeout == Some(Duration::ZERO);
+        // The deadline is measured from the call. `None`: forever (no
+        // timeout, or one too large to add to the clock).
+        let deadline = match timeout {
+            Some(t) if !poll => {
+                let now = self.platform.now().ok_or(Error::NoClock)?;
+                now.checked_add(t)
+            }
+            _ => None,
+        };
+        loop {
+            let n = self.scan();
+            if n > 0 || poll {
+                return Ok(n);
+            }
+            if let Some(deadline) = deadline
+                && self.platform.now().is_some_and(|now| now >= deadline)
+            {
+                return Ok(0);
+            }
+            let (readiness, entries) = (self.readiness, &self.entries);
+            self.platform
+                .sleep(deadline, || any_ready(readiness, entries));
         }
-        Ok(self.ready.len())
     }
 
     fn event(&self, index: usize) -> Option<(Token, Events)> {
-        self.ready.get(index).copied()
+        if index >= usize::from(self.len) {
+            return None;
+        }
+        let entry = self.entries[usize::from(self.ready[index])];
+        // 0: deleted and added again since the `wait`.
+        (entry.fired != 0).then(|| (entry.token(), Events::from_bits_retain(entry.fired)))
     }
 }
 
-impl<const M: usize> Renew for SoftBackend<'_, M> {
-    /// A backend over the same readiness, with the same idle hook, watching
-    /// nothing.
+impl<const M: usize, P: Platform + Clone> Renew for SoftBackend<'_, M, P> {
+    /// A backend over the same readiness, with a copy of the platform,
+    /// watching nothing.
     fn renew(&self) -> Result<Self, OsError> {
-        Ok(Self {
-            readiness: self.readiness,
-            interest: [None; M],
-            ready: Vec::new(),
-            idle: self.idle,
-            fail_next: Cell::new(None),
-        })
+        Ok(Self::with_platform(self.readiness, self.platform.clone()))
     }
 }
 
-impl<const M: usize> core::fmt::Debug for SoftBackend<'_, M> {
+impl<const M: usize, P> core::fmt::Debug for SoftBackend<'_, M, P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SoftBackend")
             .field("sources", &M)
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

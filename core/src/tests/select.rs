@@ -1,4 +1,4 @@
-//! `select` and `next_ready`: masking, one event per fd, timeouts, the idle hook, events that name no key.
+//! `select` and `next_ready`: masking, one event per fd, timeouts, events that name no key.
 
 use super::*;
 
@@ -72,7 +72,7 @@ fn timeout_with_nothing_ready_is_an_empty_batch() {
         Some(Duration::from_nanos(1)),
         Some(Duration::from_millis(10)),
         Some(Duration::MAX),
-        None, // SoftBackend without an idle hook cannot sleep: returns empty
+        None, // SoftBackend::new (platform Poll) never waits: returns empty
     ] {
         assert_eq!(sel.select(timeout), Ok(()), "{timeout:?}");
         assert!(sel.next_ready().is_none(), "{timeout:?}");
@@ -113,67 +113,7 @@ fn next_ready_gives_mutable_data() {
     assert_eq!(select_now(&mut sel), [(1, Events::READ, 42)]);
 }
 
-// --- idle hook -----------------------------------------------------------------
-
-std::thread_local! {
-    static IDLE_CALLS: RefCell<Vec<Option<Duration>>> = const { RefCell::new(Vec::new()) };
-}
-
-#[test]
-fn idle_hook_is_called_with_the_timeout_when_nothing_is_ready() {
-    fn idle(timeout: Option<Duration>) {
-        IDLE_CALLS.with(|c| c.borrow_mut().push(timeout));
-    }
-    fn calls() -> Vec<Option<Duration>> {
-        IDLE_CALLS.with(|c| core::mem::take(&mut *c.borrow_mut()))
-    }
-    calls();
-    let r = SoftReadiness::<M>::new();
-    let mut sel: Selector<_, u32, 8> = Selector::new(SoftBackend::new(&r).with_idle(idle));
-    sel.register(1, Events::READ, 1).unwrap();
-
-    sel.select(Some(Duration::from_millis(5))).unwrap();
-    assert!(sel.next_ready().is_none());
-    assert_eq!(calls(), [Some(Duration::from_millis(5))]);
-    sel.select(None).unwrap();
-    assert_eq!(calls(), [None]);
-    sel.select(Some(Duration::MAX)).unwrap();
-    assert_eq!(calls(), [Some(Duration::MAX)]);
-    // A poll never idles.
-    sel.select(Some(Duration::ZERO)).unwrap();
-    assert_eq!(calls(), []);
-    // Ready for something not registered: still idle.
-    r.set(1, Events::WRITE);
-    sel.select(Some(Duration::from_secs(1))).unwrap();
-    assert!(sel.next_ready().is_none());
-    assert_eq!(calls(), [Some(Duration::from_secs(1))]);
-    // Something ready: no idling.
-    r.set(1, Events::READ);
-    sel.select(None).unwrap();
-    assert_eq!(
-        sel.next_ready().map(|(k, m)| (k.fd(), m)),
-        Some((1, Events::READ))
-    );
-    assert_eq!(calls(), []);
-}
-
-#[test]
-fn idle_hook_readiness_is_seen_by_the_same_select() {
-    // The hook plays the interrupt that arrives while the CPU sleeps.
-    static READY: SoftReadiness<M> = SoftReadiness::new();
-    fn interrupt(_: Option<Duration>) {
-        READY.set(4, Events::READ);
-    }
-    let mut sel: Selector<_, u32, 8> = Selector::new(SoftBackend::new(&READY).with_idle(interrupt));
-    sel.register(4, Events::READ, 44).unwrap();
-    assert_eq!(READY.get(4), Events::empty());
-    sel.select(None).unwrap();
-    assert_eq!(
-        sel.next_ready().map(|(k, m)| (k.fd(), m, *k.data())),
-        Some((4, Events::READ, 44))
-    );
-    assert!(sel.next_ready().is_none());
-}
+// Waiting with a platform (clock, check-then-sleep): see soft/tests.rs.
 
 // --- Token::INTERNAL and other events that name no key ---------------------------
 

@@ -350,7 +350,8 @@ pub fn apply(
                 .ok()
                 .and_then(|i| model.ready.get_mut(i))
             {
-                *slot = bits;
+                // One flag per (source, event): other bits are not kept.
+                *slot = bits & Events::all().bits();
             }
             (Outcome::Done, Outcome::Done)
         }

@@ -1,0 +1,137 @@
+//! The waiting contract between [`SoftBackend`](crate::SoftBackend) and the
+//! machine it runs on: a monotonic clock, and a sleep that cannot miss a
+//! wake-up.
+
+use core::time::Duration;
+
+/// What a bare-metal platform supplies so that a
+/// [`SoftBackend`](crate::SoftBackend) waits the way a kernel does:
+/// `select(None)` returns only with at least one event, and `select(Some(t))`
+/// returns no earlier than `t` by [`now`](Self::now), without spinning.
+///
+/// # The lost wake-up, and how `sleep` avoids it
+/// Readiness is set by interrupt handlers ([`SoftReadiness::set`](crate::SoftReadiness::set)).
+/// When the backend finds nothing ready and then sleeps, an interrupt that
+/// lands *between* its look and the sleep would be seen only at the next,
+/// unrelated interrupt. So the backend never sleeps by itself: it hands
+/// [`sleep`](Self::sleep) a check, `woken`, and the platform must
+///
+/// 1. mask interrupts (enter a critical section),
+/// 2. call `woken()`; if it returns `true`, unmask and return at once,
+/// 3. otherwise sleep so that an interrupt which became pending after step 1
+///    still ends the sleep, then unmask (the handler runs) and return.
+///
+/// On Cortex-M: `cpsid i`, check, `wfi`, `cpsie i` (`wfi` wakes on a pending
+/// interrupt even while PRIMASK masks it). On RISC-V: clear `mstatus.MIE`,
+/// check, `wfi`, set `mstatus.MIE` (`wfi` wakes on an interrupt pending and
+/// enabled in `mie`, whatever `mstatus.MIE` says). A platform built on `wfe`
+/// instead has its handlers execute `sev` after `set`.
+///
+/// `sleep` may return early (any interrupt, a spurious wake-up): the backend
+/// looks again, and sleeps again until something it watches is ready or the
+/// deadline has passed by [`now`](Self::now). Each return should come from
+/// an interrupt or the deadline, never from a busy loop, so the number of
+/// passes per `select` stays bounded by the interrupts that arrive.
+///
+/// # Without a clock
+/// A platform whose [`now`](Self::now) returns `None` cannot honour a
+/// positive timeout: `select(Some(t))` with `t > 0` fails with
+/// [`Error::NoClock`](crate::Error::NoClock), whatever is ready, rather than
+/// returning early. `select(None)` and `select(Some(Duration::ZERO))` work.
+///
+/// # Example
+/// A Cortex-M platform (as `demos/firmware` has it) is, in outline:
+///
+/// ```text
+/// fn sleep(&mut self, _deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+///     cortex_m::interrupt::disable();
+///     if !woken() { cortex_m::asm::wfi(); }
+///     unsafe { cortex_m::interrupt::enable() };
+/// }
+/// ```
+///
+/// On a host, with a thread in the role of the interrupt handler: `park`'s
+/// token plays the pending interrupt (an `unpark` that comes after the check
+/// and before the `park` still ends it).
+///
+/// ```
+/// use core::time::Duration;
+/// use std::time::Instant;
+/// use ioselect_core::{Events, Platform, Selector, SoftBackend, SoftReadiness};
+///
+/// struct Parking(Instant);
+///
+/// impl Platform for Parking {
+///     fn now(&self) -> Option<Duration> {
+///         Some(self.0.elapsed())
+///     }
+///     fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+///         if woken() {
+///             return;
+///         }
+///         match deadline {
+///             Some(d) => std::thread::park_timeout(d.saturating_sub(self.0.elapsed())),
+///             None => std::thread::park(),
+///         }
+///     }
+/// }
+///
+/// static READY: SoftReadiness<4> = SoftReadiness::new();
+/// let mut sel: Selector<SoftBackend<'static, 4, Parking>, &str, 4> =
+///     Selector::new(SoftBackend::with_platform(&READY, Parking(Instant::now())));
+/// sel.register(1, Events::READ, "one")?;
+///
+/// // Nothing ready: a timed select waits its whole time, never less.
+/// let start = Instant::now();
+/// sel.select(Some(Duration::from_millis(20)))?;
+/// assert!(sel.next_ready().is_none());
+/// assert!(start.elapsed() >= Duration::from_millis(20));
+///
+/// // The "interrupt": another thread sets readiness, then wakes the selector.
+/// let selecting = std::thread::current();
+/// let isr = std::thread::spawn(move || {
+///     READY.set(1, Events::READ);
+///     selecting.unpark();
+/// });
+/// sel.select(None)?; // returns only with an event
+/// assert_eq!(sel.next_ready().map(|(key, _)| *key.data()), Some("one"));
+/// isr.join().unwrap();
+/// # Ok::<(), ioselect_core::Error>(())
+/// ```
+pub trait Platform {
+    /// Monotonic time since a fixed point of the platform's choice (boot,
+    /// say), or `None` when the platform has no clock. It never goes back.
+    fn now(&self) -> Option<Duration>;
+
+    /// Sleeps until an interrupt, or until `deadline` by [`now`](Self::now)
+    /// (`None`: no deadline), unless `woken()`, called with interrupts
+    /// masked, returns `true`; see the trait's documentation for the steps.
+    /// A platform with a clock arranges a wake-up (a timer interrupt) no
+    /// later than shortly after `deadline`.
+    fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool);
+
+    /// `false` for a platform that really sleeps (every real one).
+    /// [`Poll`] alone sets it: its backend never waits.
+    const POLL_ONLY: bool = false;
+}
+
+/// No platform: the backend never waits. `wait` reports what is ready at
+/// that moment, whatever the timeout, and may return no events for
+/// `select(None)`.
+///
+/// It is [`SoftBackend::new`](crate::SoftBackend::new)'s platform, for host
+/// tests and models that set readiness themselves between two calls. A
+/// microcontroller gives its own [`Platform`] with
+/// [`SoftBackend::with_platform`](crate::SoftBackend::with_platform).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Poll;
+
+impl Platform for Poll {
+    fn now(&self) -> Option<Duration> {
+        None
+    }
+
+    fn sleep(&mut self, _deadline: Option<Duration>, _woken: impl FnOnce() -> bool) {}
+
+    const POLL_ONLY: bool = true;
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Firmware tests (issue 9): ioselect-core's SoftBackend on QEMU's lm3s6965evb
+# (Cortex-M3), microbit (Cortex-M0) and virt (RV32IMAC), with real interrupts.
+#
+# Installs what it needs on a fresh Debian bookworm machine (as root):
+#   - qemu-system-arm, qemu-system-misc from bookworm-backports (added to apt's
+#     sources with the mirror of debian.sources; bookworm's own 7.2 packages
+#     conflict with the image's backported qemu-utils);
+#   - rustc-web, cargo-web, rust-web-src (bookworm-security; build-std needs
+#     the library source) and lld-22 (/usr/bin/rust-lld links to it);
+#   - binutils-arm-none-eabi, binutils-riscv64-unknown-elf (size figures).
+# Then builds the host runner (host/, defmt-decoder) and the firmware, and runs:
+#   - `contract` on each machine, deterministic (-icount shift=3,sleep=off),
+#     twice: the two logs must be byte-identical, and equal to
+#     expected/<machine>-contract.log (timestamps and [measured] lines aside);
+#   - `echo` on lm3s6965evb: the seed's two messages and a 64 KiB stream
+#     through the UART, every byte checked;
+#   - `panics` on each machine: must fail (the panic path exits non-zero);
+#   - `loop-ioselect`, `loop-hand` on each machine, and sizes.sh's table.
+# Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")"
+start=$(date +%s)
+step() { printf '\n--- [%4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
+
+need_apt=0
+for tool in qemu-system-arm qemu-system-riscv32 arm-none-eabi-size riscv64-unknown-elf-size; do
+  command -v "$tool" >/dev/null || need_apt=1
+done
+[ -e /usr/bin/rust-lld ] && [ -d /usr/lib/rustlib/src/rust/library ] && [ -x /usr/bin/cargo ] || need_apt=1
+# rustc-web 1.96 or later (older ones lack what build-std of this core needs).
+if [ -x /usr/bin/rustc ]; then
+  minor=$(/usr/bin/rustc -V | sed -n 's/^rustc 1\.\([0-9]*\).*/\1/p')
+  [ "${minor:-0}" -ge 96 ] || need_apt=1
+fi
+if [ "$need_apt" = 1 ]; then
+  step "apt: bookworm-backports QEMU, rustc-web, lld-22, binutils"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources)
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "${mirror:-http://deb.debian.org/debian}" >/etc/apt/sources.list.d/bookworm-backports.sources
+  fi
+  apt-get update -qq
+  apt-get install -y -qq -t bookworm-backports qemu-system-arm qemu-system-misc >/dev/null
+  # Installs, or upgrades an older installed rustc-web to the candidate.
+  apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 \
+    binutils-arm-none-eabi binutils-riscv64-unknown-elf ca-certificates >/dev/null
+fi
+/usr/bin/rustc -V
+qemu-system-arm --version | head -1
+
+# Debian's compiler and cargo, never rustup's proxies.
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
+unset RUSTFLAGS RUSTDOCFLAGS CARGO_TARGET_DIR
+cargo=/usr/bin/cargo
+
+step "build the host runner (defmt-decoder)"
+# From outside this directory: .cargo/config.toml's build-std is for the
+# firmware only (cargo reads config from the working directory up).
+(cd / && "$cargo" build --release --locked -q --manifest-path "$OLDPWD/host/Cargo.toml")
+run=host/target/release/qemu-run
+
+targets="lm3s6965evb:thumbv7m-none-eabi microbit:thumbv6m-none-eabi virt:riscv32imac-unknown-none-elf"
+for mt in $targets; do
+  target=${mt#*:}
+  step "build the firmware for $target"
+  bins="--bin contract --bin panics --bin loop-ioselect --bin loop-hand"
+  [ "$target" = thumbv7m-none-eabi ] && bins="$bins --bin echo"
+  # shellcheck disable=SC2086
+  # Warnings fail the build: -D warnings is in .cargo/config.toml (RUSTFLAGS
+  # would replace the link scripts given there).
+  RUSTC_BOOTSTRAP=1 "$cargo" build --release --locked -q --target "$target" $bins
+done
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+for mt in $targets; do
+  machine=${mt%%:*} target=${mt#*:}
+  elf=target/$target/release
+  step "$machine: contract (twice, deterministic, against expected/$machine-contract.log)"
+  "$run" --machine "$machine" --timeout 120 --log "$logs/$machine.1" \
+    --expect "expected/$machine-contract.log" "$elf/contract"
+  "$run" --machine "$machine" --timeout 120 --log "$logs/$machine.2" "$elf/contract" >/dev/null
+  cmp "$logs/$machine.1" "$logs/$machine.2" || { echo "$machine: two -icount runs differ" >&2; exit 1; }
+  echo "$machine: two runs byte-identical ($(wc -l <"$logs/$machine.1") lines)"
+
+  step "$machine: the panic path fails the run"
+  if "$run" --machine "$machine" --timeout 60 "$elf/panics" >"$logs/panics" 2>&1; then
+    cat "$logs/panics"; echo "$machine: a panicking firmware exited 0" >&2; exit 1
+  fi
+  grep -q 'deliberate failure' "$logs/panics" || { cat "$logs/panics"; exit 1; }
+  echo "$machine: panicked, exit status non-zero, as it must"
+
+  step "$machine: loop-ioselect and loop-hand"
+  "$run" --machine "$machine" --timeout 60 "$elf/loop-ioselect"
+  "$run" --machine "$machine" --timeout 60 "$elf/loop-hand"
+done
+
+step "lm3s6965evb: echo over the UART (seed's messages, 64 KiB stream)"
+"$run" --machine lm3s6965evb --echo --no-icount --timeout 120 target/thumbv7m-none-eabi/release/echo
+
+step "sizes (demos/firmware/README.md)"
+./sizes.sh
+
+step "firmware: all passed in $(( $(date +%s) - start ))s"

@@ -1,0 +1,224 @@
+//! What the firmware programs share: the machine (clock, interrupts, the
+//! waiting [`Platform`]), the readiness the interrupt handlers set, defmt
+//! over semihosting, and the panic path (exit status 1).
+//!
+//! Sources of the one [`SoftReadiness`]: [`TIMER`] (set every
+//! [`TIMER_EVERY`] ms by the 1 ms tick interrupt), [`SOFT`] (set by the
+//! software-triggered interrupt: PendSV on Cortex-M, the machine software
+//! interrupt on RISC-V), [`UART`] (lm3s6965evb's UART0 interrupt).
+#![no_std]
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, Ordering};
+use core::time::Duration;
+
+pub use ioselect_core::{Events, Platform, RawFd, Selector, SoftBackend, SoftReadiness};
+
+#[cfg(target_arch = "arm")]
+#[path = "board/cortex_m.rs"]
+mod board;
+#[cfg(target_arch = "riscv32")]
+#[path = "board/virt.rs"]
+mod board;
+
+#[cfg(machine = "lm3s6965evb")]
+pub use board::uart;
+pub use board::{MACHINE, init, now, pend_soft};
+
+/// The timer source: ready every [`TIMER_EVERY`] ms.
+pub const TIMER: RawFd = 0;
+/// The software-interrupt source.
+pub const SOFT: RawFd = 1;
+/// The UART (lm3s6965evb only).
+pub const UART: RawFd = 2;
+/// Number of sources.
+pub const SOURCES: usize = 4;
+
+/// Set by the interrupt handlers, consumed by the selector.
+pub static READY: SoftReadiness<SOURCES> = SoftReadiness::new();
+/// The tick handler sets [`TIMER`] ready every this many ms (0: never).
+pub static TIMER_EVERY: AtomicU32 = AtomicU32::new(0);
+/// Software interrupts handled so far (written by the handler only).
+pub static SOFT_IRQS: AtomicU32 = AtomicU32::new(0);
+/// Passes through [`Platform::sleep`] of [`Idle`] and [`Naive`].
+pub static SLEEPS: AtomicU32 = AtomicU32::new(0);
+
+/// Called by the 1 ms tick interrupt with the tick count.
+fn on_tick(ms: u32) {
+    let every = TIMER_EVERY.load(Ordering::Relaxed);
+    if every != 0 && ms % every == 0 {
+        READY.set(TIMER, Events::READ);
+    }
+}
+
+/// Called by the software interrupt's handler.
+fn on_soft() {
+    // Single writer (this handler): a load and a store, no read-modify-write.
+    SOFT_IRQS.store(SOFT_IRQS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    READY.set(SOFT, Events::READ);
+}
+
+fn count_sleep() {
+    SLEEPS.store(SLEEPS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// The machine's waiting [`Platform`]: the tick clock, and check-then-`wfi`
+/// with interrupts masked, so an interrupt that lands after the selector's
+/// scan still ends the sleep. The 1 ms tick bounds every sleep; on `virt` a
+/// deadline before the next tick also arms the timer for that moment (on
+/// the Cortex-M machines SysTick is the clock, and a timeout ends at the
+/// first tick after its deadline).
+#[derive(Clone, Copy, Default)]
+pub struct Idle;
+
+impl Platform for Idle {
+    fn now(&self) -> Option<Duration> {
+        Some(now())
+    }
+
+    fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+        count_sleep();
+        board::masked_wait(deadline, woken);
+    }
+}
+
+/// The idle hook issue 9 found broken, kept as the control of the tests:
+/// the check runs with interrupts enabled, then `wfi`. An interrupt landing
+/// between the two is seen only at the next interrupt (the next tick).
+#[derive(Clone, Copy, Default)]
+pub struct Naive;
+
+impl Platform for Naive {
+    fn now(&self) -> Option<Duration> {
+        Some(now())
+    }
+
+    fn sleep(&mut self, _deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+        count_sleep();
+        if !woken() {
+            board::wfi();
+        }
+    }
+}
+
+/// Ends the program: semihosting exit, QEMU's exit status is `code`.
+pub fn exit(code: i32) -> ! {
+    semihosting::process::exit(code)
+}
+
+defmt::timestamp!("{=u64:us}", now().as_micros() as u64);
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    defmt::error!("panicked: {}", defmt::Display2Format(info));
+    exit(1)
+}
+
+// --- defmt over semihosting -------------------------------------------------
+
+#[defmt::global_logger]
+struct Logger;
+
+struct LogState {
+    encoder: defmt::Encoder,
+    restore: critical_section::RestoreState,
+    taken: bool,
+    buf: [u8; 128],
+    len: usize,
+}
+
+struct Shared(UnsafeCell<LogState>);
+// SAFETY: only touched between `acquire` and `release`, inside a critical
+// section on a single core.
+unsafe impl Sync for Shared {}
+
+static LOG: Shared = Shared(UnsafeCell::new(LogState {
+    encoder: defmt::Encoder::new(),
+    restore: critical_section::RestoreState::invalid(),
+    taken: false,
+    buf: [0; 128],
+    len: 0,
+}));
+
+fn flush(state: &mut LogState) {
+    if state.len > 0 {
+        if let Ok(mut out) = semihosting::io::stdout() {
+            let _ = semihosting::io::Write::write_all(&mut out, &state.buf[..state.len]);
+        }
+        state.len = 0;
+    }
+}
+
+// SAFETY: the state is used only inside the critical section that
+// `acquire` enters and `release` leaves; `taken` refuses re-entry.
+unsafe impl defmt::Logger for Logger {
+    fn acquire() {
+        // SAFETY: released in `release`, in order.
+        let restore = unsafe { critical_section::acquire() };
+        // SAFETY: inside the critical section.
+        let state = unsafe { &mut *LOG.0.get() };
+        if state.taken {
+            panic!("defmt logger taken reentrantly");
+        }
+        state.taken = true;
+        state.restore = restore;
+        let LogState {
+            encoder, buf, len, ..
+        } = state;
+        let mut out = Out { buf, len };
+        encoder.start_frame(|b| out.push(b));
+    }
+
+    unsafe fn flush() {
+        // SAFETY: called between acquire and release.
+        flush(unsafe { &mut *LOG.0.get() });
+    }
+
+    unsafe fn release() {
+        // SAFETY: called after acquire, inside its critical section.
+        let state = unsafe { &mut *LOG.0.get() };
+        {
+            let LogState {
+                encoder, buf, len, ..
+            } = &mut *state;
+            let mut out = Out { buf, len };
+            encoder.end_frame(|b| out.push(b));
+        }
+        flush(state);
+        state.taken = false;
+        let restore = state.restore;
+        // SAFETY: the state `acquire` saved.
+        unsafe { critical_section::release(restore) };
+    }
+
+    unsafe fn write(bytes: &[u8]) {
+        // SAFETY: called between acquire and release.
+        let state = unsafe { &mut *LOG.0.get() };
+        let LogState {
+            encoder, buf, len, ..
+        } = state;
+        let mut out = Out { buf, len };
+        encoder.write(bytes, |b| out.push(b));
+    }
+}
+
+/// The frame buffer, split from the encoder that fills it.
+struct Out<'a> {
+    buf: &'a mut [u8; 128],
+    len: &'a mut usize,
+}
+
+impl Out<'_> {
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if *self.len == self.buf.len() {
+                if let Ok(mut out) = semihosting::io::stdout() {
+                    let _ = semihosting::io::Write::write_all(&mut out, &self.buf[..]);
+                }
+                *self.len = 0;
+            }
+            self.buf[*self.len] = b;
+            *self.len += 1;
+        }
+    }
+}
