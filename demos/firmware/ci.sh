@@ -11,7 +11,7 @@
 #   - binutils-arm-none-eabi, binutils-riscv64-unknown-elf (size figures).
 # Then builds the host runner (host/, defmt-decoder) and the firmware, and runs:
 #   - `contract` on each machine, deterministic (-icount shift=3,sleep=off),
-#     twice: the two logs must be byte-identical, and equal to
+#     twice: the two logs must be identical but for lines marked [measured], and equal to
 #     expected/<machine>-contract.log (timestamps and [measured] lines aside);
 #   - `echo` on lm3s6965evb: the seed's two messages and a 64 KiB stream
 #     through the UART, every byte checked;
@@ -82,8 +82,13 @@ for mt in $targets; do
   "$run" --machine "$machine" --timeout 120 --log "$logs/$machine.1" \
     --expect "expected/$machine-contract.log" "$elf/contract"
   "$run" --machine "$machine" --timeout 120 --log "$logs/$machine.2" "$elf/contract" >/dev/null
-  cmp "$logs/$machine.1" "$logs/$machine.2" || { echo "$machine: two -icount runs differ" >&2; exit 1; }
-  echo "$machine: two runs byte-identical ($(wc -l <"$logs/$machine.1") lines)"
+  # Byte-identical but for the lines marked [measured]: under host load, a
+  # timestamp on virt was seen 1 us apart between two runs (0.907107 vs
+  # 0.907108), on one such line only.
+  grep -v '\[measured' "$logs/$machine.1" >"$logs/$machine.1s"
+  grep -v '\[measured' "$logs/$machine.2" >"$logs/$machine.2s"
+  cmp "$logs/$machine.1s" "$logs/$machine.2s" || { echo "$machine: two -icount runs differ" >&2; exit 1; }
+  echo "$machine: two runs identical but for [measured] lines ($(wc -l <"$logs/$machine.1s") lines compared)"
 
   step "$machine: the panic path fails the run"
   if "$run" --machine "$machine" --timeout 60 "$elf/panics" >"$logs/panics" 2>&1; then
