@@ -105,12 +105,21 @@ mod tests {
 
     #[test]
     fn the_wake_change_carries_no_ev_clear() {
-        assert!(
-            !USER_TRIGGER.clear,
+        let expected_trigger = UserChange {
+            add: true,
+            clear: false,
+            trigger: true,
+        };
+        assert_eq!(
+            USER_TRIGGER, expected_trigger,
             "EV_CLEAR in a trigger loses the wake on FreeBSD"
         );
-        assert!(USER_TRIGGER.trigger);
-        assert!(USER_REGISTER.clear && USER_REGISTER.add && !USER_REGISTER.trigger);
+        let expected_register = UserChange {
+            add: true,
+            clear: true,
+            trigger: false,
+        };
+        assert_eq!(USER_REGISTER, expected_register);
         assert_eq!(PIPE_REGISTER, (true, true));
     }
 
