@@ -44,7 +44,7 @@ pub(crate) enum Op {
     /// rewritten with the values it was added with), but answers `ENOENT`
     /// (or `EBADF`) when the filter is gone, so a `modify` of an fd closed
     /// while registered fails as epoll's does instead of silently adding a
-    /// filter to whatever file now has the number.
+    /// filter to whatever file now has the number (`KERNELS.md`, section 4).
     Check,
 }
 
@@ -161,7 +161,7 @@ pub(crate) enum Verdict {
     /// gone (`EPIPE` on FreeBSD, DragonFly and OpenBSD; `EBADF` on NetBSD
     /// for an fd that is open). Nothing was changed in the kernel; the
     /// backend treats the fd as registered and always writable, as epoll
-    /// does (see `KERNELS.md`, "A pipe whose reader is gone").
+    /// does (see `KERNELS.md`, section 6).
     PeerGone,
     /// The change was refused with this errno; nothing was changed.
     Failed(OsError),
@@ -227,7 +227,7 @@ pub(crate) struct Failure {
 ///
 /// A change without a receipt counts as applied. Every kernel this crate
 /// supports honours `EV_RECEIPT` and returns one entry per change (see
-/// `KERNELS.md`); reading silence as success only matters for a kernel
+/// `KERNELS.md`, section 3); reading silence as success only matters for a kernel
 /// that reports refusals alone (OpenBSD before 2018, say), and is what mio
 /// does too.
 pub(crate) fn settle(

@@ -80,13 +80,13 @@ impl<const E: usize> Kqueue<E> {
     /// # Portability
     /// The kqueue fd gets `FD_CLOEXEC` by a second call, so an `exec` by
     /// another thread of this process between the two can carry it into
-    /// the new program. NetBSD (`kqueue1(O_CLOEXEC)`), FreeBSD 14+
-    /// (`kqueuex(KQUEUE_CLOEXEC)`) and OpenBSD (`kqueue1`) can do it in
-    /// one call, but rustix 1.x offers only `kqueue()`, and this crate makes
-    /// no raw syscalls (see `KERNELS.md`). A `fork` does not widen the
-    /// window: the child of a `fork` gets no copy of a kqueue on any of
-    /// these kernels. On NetBSD and OpenBSD the wake-up pipe is made
-    /// with `O_CLOEXEC` atomically (`pipe2`).
+    /// the new program. NetBSD (`kqueue1(O_CLOEXEC)`) and FreeBSD 14+
+    /// (`kqueuex(KQUEUE_CLOEXEC)`) can do it in one call, but rustix 1.x
+    /// offers only `kqueue()`, and this crate makes no raw syscalls. A
+    /// `fork` does not widen the window on FreeBSD, NetBSD and DragonFly,
+    /// whose `fork` copies no kqueue into the child. The wake-up pipe of
+    /// NetBSD and OpenBSD is made close-on-exec atomically (`pipe2`). See
+    /// `KERNELS.md`, section 9.
     ///
     /// # Errors
     /// `EMFILE`/`ENFILE` when out of fds, `ENOMEM`.
@@ -134,7 +134,7 @@ impl<const E: usize> Kqueue<E> {
     ) -> Result<Settled, OsError> {
         // FreeBSD, DragonFly, OpenBSD `pipe_kqfilter`: EPIPE; NetBSD:
         // EBADF, which also means "closed fd", hence the check. XNU accepts
-        // the filter (see KERNELS.md).
+        // the filter (see KERNELS.md, section 6).
         let peer_gone = |e: OsError| {
             e == EPIPE || (cfg!(target_os = "netbsd") && e == OsError::EBADF && open())
         };

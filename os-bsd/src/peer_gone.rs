@@ -10,7 +10,7 @@
 //! files the fd here; every `wait` then reports WRITE for it, without
 //! blocking, until `modify` drops WRITE or `unregister` removes the key.
 //! Nothing can make it writable or unwritable again: a pipe's reader never
-//! comes back. See `KERNELS.md`, "A pipe whose reader is gone".
+//! comes back. See `KERNELS.md`, section 6.
 //!
 //! Compiled on every target (and unit-tested on Linux).
 

@@ -22,7 +22,7 @@ use crate::changes::Filter;
 /// or a socket error still reaches both interests, because both filters
 /// fire for it (each sets `EV_EOF`, or returns true on `so_error`), and an
 /// fd registered for both gets both, as with epoll's `EPOLLHUP`/`EPOLLERR`.
-/// See `KERNELS.md`.
+/// See `KERNELS.md`, section 5.
 #[must_use]
 pub(crate) fn readiness(filter: Option<Filter>, eof: bool) -> Events {
     match (filter, eof) {

@@ -14,7 +14,7 @@ use core::time::Duration;
 /// `MAXTSLP` per round and sleeps again for the rest; macOS turns the
 /// `timespec` into Mach absolute time with a multiplication that would
 /// overflow for huge values. 10⁸ seconds (three years) is below all of
-/// those limits (see `KERNELS.md`).
+/// those limits (see `KERNELS.md`, section 8).
 pub(crate) const MAX_SLEEP: Duration = Duration::from_secs(100_000_000);
 
 /// Added to every positive deadline: the coarsest resolution of

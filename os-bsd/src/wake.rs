@@ -3,7 +3,7 @@
 //!
 //! Compiled on every target (and unit-tested on Linux against models of the
 //! kernels' `filt_usertouch`); the `waker` module turns these into
-//! `struct kevent`s. See `KERNELS.md`, "The waker".
+//! `struct kevent`s. See `KERNELS.md`, section 7.
 
 /// The flags of one `EVFILT_USER` change (`EV_RECEIPT` is always added).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
