@@ -54,12 +54,12 @@
 //! - kqueue ties registrations to fds, not open files: closing an fd drops
 //!   its filters, and `unregister` of a closed fd succeeds.
 //! - [`Selector::close`] closes the kqueue fd, which drops every
-//!   registration, but a live [`Waker`] holds a `dup` of that fd (Apple's
+//!   registration, but a live `Waker` holds a `dup` of that fd (Apple's
 //!   OSes, FreeBSD, DragonFly), so the kernel object lives until the last
 //!   waker is dropped; on NetBSD and OpenBSD wakers hold the wake-up pipe
 //!   instead.
 //! - The kqueue fd is made close-on-exec by a second call after `kqueue()`
-//!   (rustix 1.x has no `kqueue1`/`kqueuex`): see [`Kqueue::new`].
+//!   (rustix 1.x has no `kqueue1`/`kqueuex`): see `Kqueue::new`.
 //!
 //! # Portability
 //! 64-bit targets only: the selector's 64-bit [`Token`] travels in kevent's
