@@ -4,10 +4,10 @@ use core::ffi::c_void;
 use core::mem::MaybeUninit;
 use core::time::Duration;
 
-use ioselect_core::{Backend, Events, OpenBackend, OsError, RawFd, Token};
+use ioselect_core::{Backend, Error, Events, OpenBackend, OsError, RawFd, Renew, Token};
 use rustix::event::Timespec;
 use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::{Errno, FdFlags};
 use rustix::time::{ClockId, clock_gettime};
 
@@ -26,10 +26,17 @@ use crate::timeout::{Deadline, Sleep};
 ///
 /// - Each registration is one `EVFILT_READ` and/or one `EVFILT_WRITE` filter,
 ///   level-triggered. `register`, `modify` and `unregister` each make one
-///   `kevent` call with one change list; `modify` changes only the filters
-///   that differ. Every change asks for a receipt (`EV_RECEIPT`) that is
-///   checked on its own; when part of a list fails, the applied part is
-///   undone, so the kernel is as before the call.
+///   `kevent` call with one change list; `modify` adds and deletes only the
+///   filters that differ and checks the ones it keeps. Every change asks for
+///   a receipt (`EV_RECEIPT`) that is checked on its own; when part of a
+///   list fails, the applied part is undone, so the kernel is as before the
+///   call. What each kernel does with each change: `KERNELS.md` beside this
+///   crate's `Cargo.toml`.
+/// - A pipe (or FIFO) whose reader is gone registers for WRITE and is
+///   reported writable on every `select`, as with epoll, although FreeBSD,
+///   DragonFly and OpenBSD refuse its `EVFILT_WRITE` (`EPIPE`; NetBSD:
+///   `EBADF`): the backend reports it itself, for up to 8 such keys at
+///   once (`KERNELS.md`, section 6).
 /// - kqueue reports read and write readiness of one fd as two events; `wait`
 ///   merges them, so each fd comes once per `select`.
 /// - The buffer holds `2 * E` kevents: both filters of `E` fds. The
@@ -39,7 +46,9 @@ use crate::timeout::{Deadline, Sleep};
 ///
 /// # Memory
 /// Inline, no heap: `2 * E` `struct kevent`s (32 bytes each on macOS, 64 on
-/// FreeBSD) plus `16 * E` bytes of merged results.
+/// FreeBSD) plus `16 * E` bytes of merged results, plus under 300 bytes for the
+/// pipes whose reader is gone. On NetBSD and OpenBSD, two more fds (the
+/// wake-up pipe).
 ///
 /// # References
 ///  - [Apple]
@@ -103,7 +112,13 @@ impl<const E: usize> Kqueue<E> {
         let fd = kqueue::kqueue().map_err(os_error)?;
         rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC).map_err(os_error)?;
         let wake = crate::waker::Own::register(fd.as_fd())?;
-        Ok(Self {
+        Ok(Self::from_parts(fd, wake))
+    }
+
+    /// A backend over the kqueue `fd` whose wake-up source is `wake`, with
+    /// empty buffers.
+    fn from_parts(fd: OwnedFd, wake: crate::waker::Own) -> Self {
+        Self {
             fd,
             wake,
             raw: sys::EventBuffer::new(),
@@ -112,7 +127,7 @@ impl<const E: usize> Kqueue<E> {
             peer_gone: PeerGone::new(),
             extra: [(Token::INTERNAL, Events::empty()); peer_gone::CAPACITY],
             extra_len: 0,
-        })
+        }
     }
 
     /// The kqueue's own wake-up source, for [`Waker::new`](crate::Waker::new).
@@ -376,27 +391,44 @@ impl<const E: usize> OpenBackend for Kqueue<E> {
 }
 
 impl<const E: usize> Backend for Kqueue<E> {
+    /// The caller's `BorrowedFd`: kevent names fds by number, and this proves
+    /// the number is the caller's open fd for the call.
+    type Source<'a> = BorrowedFd<'a>;
+
+    #[inline]
+    fn fd(source: BorrowedFd<'_>) -> RawFd {
+        source.as_raw_fd()
+    }
+
     /// `EV_ADD` of `EVFILT_READ` and/or `EVFILT_WRITE`, in one `kevent`
     /// call. If one filter is refused, the other is deleted again. An
     /// `EVFILT_WRITE` refused because the fd is a pipe whose reader is gone
     /// counts as registered: `wait` reports the fd writable, as epoll does
-    /// (see [`Kqueue`], "A pipe whose reader is gone").
+    /// (`KERNELS.md`, section 6).
     #[doc(alias = "kevent")]
-    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-        let settled = self.submit(fd, &Changes::add(events), token, || fd_is_open(fd))?;
+    fn add(&mut self, source: BorrowedFd<'_>, events: Events, token: Token) -> Result<(), OsError> {
+        let fd = source.as_raw_fd();
+        let settled = self.submit(fd, &Changes::add(events), token, || fd_is_open(source))?;
         self.track(fd, token, settled)
     }
 
     /// `EV_ADD` of the filters only `new` has, `EV_DELETE` of the ones only
     /// `old` has, and `EV_ENABLE` (a no-op check) of the ones both have, in
-    /// one `kevent` call. The check makes a `modify` of an fd that was
-    /// closed while registered fail with `EBADF` (or `ENOENT` once the
-    /// number names another file), as epoll's `EPOLL_CTL_MOD` does. If part
-    /// of it is refused, the applied part is undone.
+    /// one `kevent` call. The check makes a `modify` of an fd whose
+    /// registration is gone (closed while registered, the number reused)
+    /// fail with `ENOENT`, as epoll's `EPOLL_CTL_MOD` does (`KERNELS.md`,
+    /// section 4). If part of it is refused, the applied part is undone.
     #[doc(alias = "kevent")]
-    fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
+    fn modify(
+        &mut self,
+        source: BorrowedFd<'_>,
+        old: Events,
+        new: Events,
+        token: Token,
+    ) -> Result<(), OsError> {
+        let fd = source.as_raw_fd();
         let old = self.in_kernel(fd, old);
-        let settled = self.submit(fd, &Changes::modify(old, new), token, || fd_is_open(fd))?;
+        let settled = self.submit(fd, &Changes::modify(old, new), token, || fd_is_open(source))?;
         self.track(fd, token, settled)
     }
 
@@ -407,13 +439,28 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// delete is refused otherwise, the other is added back with `token`, so
     /// the kernel is as before.
     #[doc(alias = "kevent")]
-    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+    fn delete(
+        &mut self,
+        source: BorrowedFd<'_>,
+        events: Events,
+        token: Token,
+    ) -> Result<(), OsError> {
+        let fd = source.as_raw_fd();
         let events = self.in_kernel(fd, events);
-        self.submit(fd, &Changes::delete(events), token, || false)?;
+        self.submit(fd, &Changes::delete(events), token, || true)?;
         if !self.peer_gone.is_empty() {
             self.peer_gone.remove(fd);
         }
         Ok(())
+    }
+
+    /// The application closed `fd` while registered: the kernel dropped its
+    /// filters with it (`knote_fdclose`); only the backend's own record of
+    /// a pipe whose reader is gone is left to drop. No kernel call.
+    fn forget(&mut self, fd: RawFd, _events: Events, _token: Token) {
+        if !self.peer_gone.is_empty() {
+            self.peer_gone.remove(fd);
+        }
     }
 
     /// `kevent` with an empty change list into the buffer, then the merge.
@@ -423,7 +470,7 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// "forever". While a write end whose reader is gone is registered for
     /// WRITE, it is ready: the wait only polls, and reports it.
     #[doc(alias = "kevent")]
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, OsError> {
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         self.len = 0;
         self.extra_len = 0;
         if !self.peer_gone.is_empty() {
@@ -442,7 +489,7 @@ impl<const E: usize> Backend for Kqueue<E> {
                     return Ok(self.len);
                 }
                 Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(os_error(e)),
+                Err(e) => return Err(Error::Os(os_error(e))),
             }
             match deadline.sleep(now()) {
                 Sleep::Expired => return Ok(0),
@@ -463,13 +510,13 @@ impl<const E: usize> Backend for Kqueue<E> {
 impl<const E: usize> Kqueue<E> {
     /// `wait` while some fd is filed in `peer_gone`: one `kevent` that does
     /// not sleep, its events merged, and WRITE for every filed fd.
-    fn poll_with_peer_gone(&mut self) -> Result<usize, OsError> {
+    fn poll_with_peer_gone(&mut self) -> Result<usize, Error> {
         let zero = timespec(Duration::ZERO);
         let events = loop {
             match sys::kevent(self.fd.as_fd(), &[], self.raw.as_uninit_mut(), Some(&zero)) {
                 Ok(events) => break events,
                 Err(Errno::INTR) => {}
-                Err(e) => return Err(os_error(e)),
+                Err(e) => return Err(Error::Os(os_error(e))),
             }
         };
         self.len = crate::ready::merge(events, readiness_of, &mut self.ready);
@@ -479,9 +526,39 @@ impl<const E: usize> Kqueue<E> {
     }
 }
 
-/// True when `fd` is an open file descriptor (`fcntl(F_GETFD)`).
-fn fd_is_open(fd: RawFd) -> bool {
-    crate::sys::fd_is_open(fd)
+/// True when `fd` is an open file descriptor (`fcntl(F_GETFD)`): asked on
+/// NetBSD only, after its `pipe_kqfilter` answered `EBADF`, which means
+/// either "not an open fd" or "a pipe whose reader is gone". A
+/// `BorrowedFd` is open by its contract; the call keeps the answer honest
+/// for one obtained with `borrow_raw` of a closed number.
+fn fd_is_open(fd: BorrowedFd<'_>) -> bool {
+    rustix::io::fcntl_getfd(fd).is_ok()
+}
+
+impl<const E: usize> Renew for Kqueue<E> {
+    /// A new handle on **the same** kqueue (a `dup` of its fd), with its own
+    /// wake-up registration, so every [`Waker`](crate::Waker) made for this
+    /// one wakes the new one.
+    ///
+    /// [`Selector::rebuild`](ioselect_core::SelectorIn::rebuild) asks for a
+    /// fresh kernel object to leave behind registrations of files the table
+    /// no longer has. A kqueue never holds such registrations: its filters
+    /// belong to fd numbers and die when the fd is closed (`knote_fdclose`),
+    /// so the kqueue's fd filters are always exactly the table's keys, and
+    /// the `EV_ADD`s of `rebuild` refresh them in place (same token, same
+    /// filters). A new kqueue would gain nothing and would lose the
+    /// `EVFILT_USER` event the wakers trigger, which cannot move between
+    /// kqueues. On NetBSD and OpenBSD the new handle registers its own `dup`
+    /// of the wake-up pipe's read end, so the wake-ups survive when the old
+    /// handle (and its registration) is dropped. See `KERNELS.md`, section 7.
+    ///
+    /// # Errors
+    /// `EMFILE`/`ENFILE` when out of fds; the registration's refusal.
+    fn renew(&self) -> Result<Self, OsError> {
+        let fd = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0).map_err(os_error)?;
+        let wake = self.wake.renew(fd.as_fd())?;
+        Ok(Self::from_parts(fd, wake))
+    }
 }
 
 impl<const E: usize> AsFd for Kqueue<E> {

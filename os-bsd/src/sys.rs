@@ -66,16 +66,3 @@ impl<const E: usize> EventBuffer<E> {
 unsafe impl<const E: usize> Send for EventBuffer<E> {}
 // SAFETY: as for `Send`; and `&EventBuffer` gives no access at all.
 unsafe impl<const E: usize> Sync for EventBuffer<E> {}
-
-/// True when `fd` is an open file descriptor (`fcntl(F_GETFD)`): asked on
-/// NetBSD only, after its `pipe_kqfilter` answered `EBADF`, which means
-/// either "not open" or "a pipe whose reader is gone".
-#[cfg_attr(not(target_os = "netbsd"), allow(dead_code))]
-pub(crate) fn fd_is_open(fd: rustix::fd::RawFd) -> bool {
-    // SAFETY: the borrow lives only for this one `fcntl(F_GETFD)`, which
-    // reads the descriptor flags and nothing else; on a number that is not
-    // open it fails with `EBADF`, it never touches another file. Nothing is
-    // closed, read or written through the borrow.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    rustix::io::fcntl_getfd(fd).is_ok()
-}

@@ -94,6 +94,17 @@ impl Waker {
 
 pub(crate) use imp::Own;
 
+impl AsFd for Waker {
+    /// The fd the waker holds: its `dup` of the kqueue fd (Apple's OSes,
+    /// FreeBSD, DragonFly) or of the wake-up pipe's read end (NetBSD,
+    /// OpenBSD). No registration belongs to this number, so an
+    /// `unregister` that names it (a stale key whose number the waker
+    /// took) removes nothing of the selector's.
+    fn as_fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for Waker {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -139,6 +150,13 @@ mod imp {
             Ok(Self)
         }
 
+        /// For a new handle `_kq` on the same kqueue (`Renew`): the
+        /// `EVFILT_USER` event is the kqueue's, not an fd's, so it is there
+        /// already.
+        pub(crate) fn renew(&self, _kq: BorrowedFd<'_>) -> Result<Self, OsError> {
+            Ok(Self)
+        }
+
         /// A waker's part: a `dup` of the kqueue fd `kq`.
         pub(crate) fn waker(&self, kq: BorrowedFd<'_>) -> Result<Inner, OsError> {
             let kq = rustix::io::fcntl_dupfd_cloexec(kq, 0).map_err(os_error)?;
@@ -154,6 +172,10 @@ mod imp {
     }
 
     impl Inner {
+        pub(super) fn as_fd(&self) -> BorrowedFd<'_> {
+            self.kq.as_fd()
+        }
+
         /// [`USER_TRIGGER`]: `NOTE_TRIGGER`, no `EV_CLEAR`.
         pub(super) fn wake(&self) -> Result<(), OsError> {
             apply_one(self.kq.as_fd(), event(USER_TRIGGER))
@@ -202,6 +224,23 @@ mod imp {
         pub(crate) fn register(kq: BorrowedFd<'_>) -> Result<Self, OsError> {
             let (read, write) =
                 pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).map_err(os_error)?;
+            Self::registered(kq, read, write)
+        }
+
+        /// For a new handle `kq` on the same kqueue (`Renew`): `dup`s of
+        /// both ends, the read end's `dup` registered under its own number.
+        /// The old handle's registration belongs to the old read end's
+        /// number and goes when that is closed (`knote_fdclose`); this one
+        /// stays.
+        pub(crate) fn renew(&self, kq: BorrowedFd<'_>) -> Result<Self, OsError> {
+            let read = rustix::io::fcntl_dupfd_cloexec(&self.read, 0).map_err(os_error)?;
+            let write = rustix::io::fcntl_dupfd_cloexec(&self.write, 0).map_err(os_error)?;
+            Self::registered(kq, read, write)
+        }
+
+        /// `read` added to `kq` as
+        /// [`PIPE_REGISTER`](crate::wake::PIPE_REGISTER) says.
+        fn registered(kq: BorrowedFd<'_>, read: OwnedFd, write: OwnedFd) -> Result<Self, OsError> {
             let (add, clear) = crate::wake::PIPE_REGISTER;
             let mut flags = EventFlags::RECEIPT;
             if add {
@@ -238,6 +277,12 @@ mod imp {
     }
 
     impl Inner {
+        /// The read end's `dup`, made first (so it takes the lowest free
+        /// number).
+        pub(super) fn as_fd(&self) -> BorrowedFd<'_> {
+            self.read.as_fd()
+        }
+
         pub(super) fn wake(&self) -> Result<(), OsError> {
             match self.write_byte() {
                 // Full: earlier wakes are pending (the selector never reads

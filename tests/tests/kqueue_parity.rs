@@ -9,7 +9,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::OnceLock;
@@ -36,7 +36,7 @@ fn thousand_wakes_from_another_thread_each_end_a_blocking_select() {
     let _serial = serial();
     let mut sel = Sel::open().unwrap();
     let (idle, _peer) = socketpair();
-    sel.register(fd_of(&idle), Events::READ, "idle").unwrap();
+    sel.register(idle.as_fd(), Events::READ, "idle").unwrap();
     let waker = Waker::new(sel.backend()).unwrap();
     let _dog = Watchdog::new("select(None) waiting for wake n of 1000", PATIENCE * 6);
     let (go, rounds) = mpsc::channel::<usize>();
@@ -89,7 +89,7 @@ fn thousand_wakes_from_a_signal_handler_each_end_a_blocking_select() {
     let _serial = serial();
     let mut sel = Sel::open().unwrap();
     let (idle, _peer) = socketpair();
-    sel.register(fd_of(&idle), Events::READ, "idle").unwrap();
+    sel.register(idle.as_fd(), Events::READ, "idle").unwrap();
     assert!(
         HANDLER_WAKER
             .set(Waker::new(sel.backend()).unwrap())
@@ -144,7 +144,7 @@ fn thousand_wakes_from_a_signal_handler_each_end_a_blocking_select() {
 }
 
 /// A connected stream socket of either kind.
-trait Stream: AsRawFd {
+trait Stream: AsFd + AsRawFd {
     /// `shutdown(SHUT_WR)`.
     fn shut_wr(&self);
 }
@@ -171,7 +171,7 @@ where
 {
     let mut sel = Sel::open().unwrap();
     let fd = fd_of(ours);
-    sel.register(fd, RW, "ours").unwrap();
+    sel.register(ours.as_fd(), RW, "ours").unwrap();
     ours.shut_wr();
     for _ in 0..3 {
         assert_eq!(
@@ -208,7 +208,7 @@ where
         thread::sleep(Duration::from_micros(100));
     }
     assert_eq!({ ours }.read(&mut buf).unwrap(), 1);
-    sel.unregister(fd).unwrap();
+    sel.unregister(ours.as_fd()).unwrap();
 }
 
 #[test]
@@ -235,11 +235,11 @@ fn a_pipe_whose_reader_closed_registers_for_write_and_reports_write() {
     let _serial = serial();
     let mut sel = Sel::open().unwrap();
     let (other, _other_peer) = socketpair();
-    sel.register(fd_of(&other), Events::READ, "idle").unwrap();
+    sel.register(other.as_fd(), Events::READ, "idle").unwrap();
     let (reader, mut writer) = std::io::pipe().unwrap();
     drop(reader);
     let fd = fd_of(&writer);
-    sel.register(fd, Events::WRITE, "pipe").unwrap();
+    sel.register(writer.as_fd(), Events::WRITE, "pipe").unwrap();
     assert_eq!(sel.get_key(fd).map(|k| k.events()), Some(Events::WRITE));
     for _ in 0..3 {
         // A blocking select returns for it at once.
@@ -251,17 +251,18 @@ fn a_pipe_whose_reader_closed_registers_for_write_and_reports_write() {
     let e = writer.write(b"x").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BrokenPipe);
     // Unregister removes it: the next select waits its whole timeout.
-    assert_eq!(sel.unregister(fd).unwrap().into_data(), "pipe");
+    assert_eq!(sel.unregister(writer.as_fd()).unwrap().into_data(), "pipe");
     let start = Instant::now();
     assert!(select_ready(&mut sel, Some(Duration::from_millis(20))).is_empty());
     assert!(start.elapsed() >= Duration::from_millis(20));
     // And it registers again, as often as asked.
-    sel.register(fd, Events::WRITE, "again").unwrap();
+    sel.register(writer.as_fd(), Events::WRITE, "again")
+        .unwrap();
     assert_eq!(
         select_ready(&mut sel, Some(PATIENCE)),
         [(fd, Events::WRITE, "again")]
     );
-    sel.unregister(fd).unwrap();
+    sel.unregister(writer.as_fd()).unwrap();
 }
 
 /// The same pipe among live keys: its WRITE comes together with the other
@@ -271,12 +272,12 @@ fn a_dead_pipe_is_reported_alongside_other_ready_keys() {
     let _serial = serial();
     let mut sel = Sel::open().unwrap();
     let (a, b) = socketpair();
-    sel.register(fd_of(&a), Events::READ, "a").unwrap();
+    sel.register(a.as_fd(), Events::READ, "a").unwrap();
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    sel.register(fd_of(&writer), Events::WRITE, "dead").unwrap();
+    sel.register(writer.as_fd(), Events::WRITE, "dead").unwrap();
     let (live_reader, live_writer) = std::io::pipe().unwrap();
-    sel.register(fd_of(&live_writer), Events::WRITE, "live")
+    sel.register(live_writer.as_fd(), Events::WRITE, "live")
         .unwrap();
     (&b).write_all(b"x").unwrap();
     let mut want = vec![
@@ -288,8 +289,31 @@ fn a_dead_pipe_is_reported_alongside_other_ready_keys() {
     assert_eq!(select_ready(&mut sel, Some(PATIENCE)), want);
     // Once unregistered, the dead pipe is no longer reported; the others
     // still are.
-    sel.unregister(fd_of(&writer)).unwrap();
+    sel.unregister(writer.as_fd()).unwrap();
     want.retain(|r| r.0 != fd_of(&writer));
     assert_eq!(select_ready(&mut sel, Some(PATIENCE)), want);
     drop(live_reader);
+}
+
+/// The dead pipe's key survives `rebuild` (the backend files it again) and
+/// goes with `unregister_closed` (the backend forgets it): no report is
+/// left behind for a number the table no longer has.
+#[test]
+fn a_dead_pipe_through_rebuild_and_unregister_closed() {
+    let _serial = serial();
+    let mut sel = Sel::open().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let fd = fd_of(&writer);
+    sel.register(writer.as_fd(), Events::WRITE, "dead").unwrap();
+    sel.rebuild(|_| Some(writer.as_fd())).unwrap();
+    assert_eq!(
+        select_ready(&mut sel, Some(PATIENCE)),
+        [(fd, Events::WRITE, "dead")]
+    );
+    drop(writer);
+    assert_eq!(sel.unregister_closed(fd).unwrap().into_data(), "dead");
+    let start = Instant::now();
+    assert!(select_ready(&mut sel, Some(Duration::from_millis(20))).is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(20));
 }
