@@ -53,11 +53,13 @@
 //!   (`ENOENT` once the number names another file), as epoll's does.
 //! - kqueue ties registrations to fds, not open files: closing an fd drops
 //!   its filters, and `unregister` of a closed fd succeeds.
-//! - [`Selector::close`] closes the kqueue fd, which drops every
-//!   registration, but a live `Waker` holds a `dup` of that fd (Apple's
-//!   OSes, FreeBSD, DragonFly), so the kernel object lives until the last
-//!   waker is dropped; on NetBSD and OpenBSD wakers hold the wake-up pipe
-//!   instead.
+//! - [`Selector::close`] closes the kqueue fd. A kqueue (and every
+//!   registration in it) goes when its last fd is closed, and a live `Waker`
+//!   holds a `dup` of that fd (Apple's OSes, FreeBSD, DragonFly): until the
+//!   last waker is dropped, the kqueue and its registrations live on,
+//!   unreachable (a registered fd's filters still go when that fd is
+//!   closed). On NetBSD and OpenBSD wakers hold the wake-up pipe instead,
+//!   and closing the selector drops its registrations at once.
 //! - The kqueue fd is made close-on-exec by a second call after `kqueue()`
 //!   (rustix 1.x has no `kqueue1`/`kqueuex`): see `Kqueue::new`.
 //!
