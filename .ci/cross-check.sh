@@ -51,7 +51,7 @@ for target in x86_64-unknown-freebsd x86_64-apple-darwin aarch64-apple-darwin \
   check -Zbuild-std --target "$target" -p ioselect-bsd -p ioselect-tests --tests
 done
 # The optional integration, once, on one kqueue target.
-check -Zbuild-std=core --target x86_64-unknown-freebsd -p ioselect-bsd --features defmt
+check -Zbuild-std=core --target x86_64-unknown-freebsd -p ioselect-bsd --no-default-features --features defmt
 
 for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf \
               thumbv6m-none-eabi riscv32imc-unknown-none-elf; do
@@ -59,8 +59,8 @@ for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf \
   check -Zbuild-std=core --target "$target" -p ioselect-core --features defmt
 done
 
-check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux
-check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --features defmt
+check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --no-default-features
+check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --no-default-features --features defmt
 
 # What GitHub Actions builds on macOS and FreeBSD (`cargo test --workspace`
 # builds examples too; clippy uses --all-targets): the whole workspace. It

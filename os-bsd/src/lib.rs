@@ -33,29 +33,47 @@
 //! ```
 //!
 //! # Platform notes
+//! Every kernel behaviour relied on below is cited, per kernel, in
+//! `KERNELS.md` beside this crate's `Cargo.toml`.
 //! - Readiness is level-triggered, like Python's selectors.
-//! - `EV_EOF` and `EV_ERROR` are reported as `READ | WRITE`, the way the
-//!   epoll backend reports `EPOLLHUP`/`EPOLLERR`: masked by the key's
-//!   events, a reader sees end of file (or the error) on its next read and a
-//!   writer the error on its next write.
+//! - `EVFILT_READ` is READ and `EVFILT_WRITE` is WRITE, whatever their
+//!   flags, as in CPython's `KqueueSelector`. `EV_EOF` on one filter is
+//!   that direction's end: after its own `shutdown(SHUT_WR)` a socket's
+//!   write filter fires with `EV_EOF` and the key gets WRITE, no READ, as
+//!   with epoll. A hang-up or socket error fires both filters, so a key
+//!   registered for both gets both, as with `EPOLLHUP`/`EPOLLERR`.
 //! - Unlike Python's `KqueueSelector`, which can return one key twice in a
 //!   `select` (once per filter), each fd comes at most once, its read and
 //!   write readiness merged.
+//! - A pipe (or FIFO) whose reader is gone registers for WRITE and is
+//!   reported writable, as with epoll, although FreeBSD, DragonFly and
+//!   OpenBSD refuse its `EVFILT_WRITE` with `EPIPE` (NetBSD: `EBADF`): the
+//!   backend reports WRITE for it itself (at most 8 such keys at once).
+//! - `modify` of an fd that was closed while registered fails with `EBADF`
+//!   (`ENOENT` once the number names another file), as epoll's does.
 //! - kqueue ties registrations to fds, not open files: closing an fd drops
 //!   its filters, and `unregister` of a closed fd succeeds.
+//! - [`Selector::close`] closes the kqueue fd. A kqueue (and every
+//!   registration in it) goes when its last fd is closed, and a live `Waker`
+//!   holds a `dup` of that fd (Apple's OSes, FreeBSD, DragonFly): until the
+//!   last waker is dropped, the kqueue and its registrations live on,
+//!   unreachable (a registered fd's filters still go when that fd is
+//!   closed). On NetBSD and OpenBSD wakers hold the wake-up pipe instead,
+//!   and closing the selector drops its registrations at once.
+//! - The kqueue fd is made close-on-exec by a second call after `kqueue()`
+//!   (rustix 1.x has no `kqueue1`/`kqueuex`): see `Kqueue::new`.
 //!
 //! # Portability
 //! 64-bit targets only: the selector's 64-bit [`Token`] travels in kevent's
 //! pointer-sized `udata`. The `Waker` uses `EVFILT_USER` on Apple's OSes,
-//! FreeBSD and DragonFly, and a pipe on NetBSD and OpenBSD.
+//! FreeBSD and DragonFly, and a pipe on NetBSD and OpenBSD (whose kernels
+//! have `EVFILT_USER` now too, but rustix does not offer it there).
 //!
-//! Change lists ask for a receipt per change (`EV_RECEIPT`). A kernel that
-//! ignores the flag (OpenBSD's did, as of 2018) still works: it reports only
-//! refused changes, and silence counts as success. But such a kernel may
-//! hand pending events to a `register`/`modify`/`unregister` call instead
-//! of the next `select`; level-triggered fds report them again, while a
-//! `Waker` wake-up taken that way is lost. Only macOS and FreeBSD run the
-//! test suite (in GitHub Actions); the other BSDs are type-checked only.
+//! Change lists ask for a receipt per change (`EV_RECEIPT`), which every
+//! supported kernel honours (OpenBSD's since 2018 at the latest), so a
+//! `register`/`modify`/`unregister` call never takes a pending event away
+//! from the next `select`. Only macOS and FreeBSD run the test suite (in
+//! GitHub Actions); the other BSDs are type-checked only.
 #![no_std]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -76,9 +94,13 @@ compile_error!(
 #[cfg_attr(not(kqueue), allow(dead_code))]
 mod changes;
 #[cfg_attr(not(kqueue), allow(dead_code))]
+mod peer_gone;
+#[cfg_attr(not(kqueue), allow(dead_code))]
 mod ready;
 #[cfg_attr(not(kqueue), allow(dead_code))]
 mod timeout;
+#[cfg_attr(not(kqueue), allow(dead_code))]
+mod wake;
 
 #[cfg(kqueue)]
 mod kqueue;

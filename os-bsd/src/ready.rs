@@ -10,26 +10,25 @@ use crate::changes::Filter;
 
 /// The readiness one returned kevent reports: `filter` is `None` for a filter
 /// this crate does not register for fds (the waker's `EVFILT_USER`), `eof`
-/// and `error` are its `EV_EOF` and `EV_ERROR` flags.
+/// is its `EV_EOF` flag.
 ///
 /// `EVFILT_READ` is [`Events::READ`] and `EVFILT_WRITE` is
-/// [`Events::WRITE`]. `EV_EOF` (the peer hung up, or a pending socket error,
-/// which kqueue reports as `EV_EOF` with the errno in `fflags`) and
-/// `EV_ERROR` are reported as `READ | WRITE`, the way the epoll backend
-/// reports `EPOLLHUP`/`EPOLLERR` and the `Backend` contract asks, so a reader
-/// sees end of file (or the error) on its next read and a writer the error on
-/// its next write. The selector masks this with the key's events.
+/// [`Events::WRITE`], whatever the flags say, as in CPython's
+/// `KqueueSelector`. `EV_EOF` describes one direction only: the write
+/// filter sets it once the socket cannot send any more (our own
+/// `shutdown(SHUT_WR)`: FreeBSD and XNU `filt_sowrite`), the read filter
+/// once the peer stopped sending. Widening it to READ | WRITE would report
+/// READ with nothing to read where epoll reports only `EPOLLOUT`. A hang-up
+/// or a socket error still reaches both interests, because both filters
+/// fire for it (each sets `EV_EOF`, or returns true on `so_error`), and an
+/// fd registered for both gets both, as with epoll's `EPOLLHUP`/`EPOLLERR`.
+/// See `KERNELS.md`, section 5.
 #[must_use]
-pub(crate) fn readiness(filter: Option<Filter>, eof: bool, error: bool) -> Events {
-    let Some(filter) = filter else {
-        return Events::empty();
-    };
-    if eof || error {
-        return Events::READ | Events::WRITE;
-    }
-    match filter {
-        Filter::Read => Events::READ,
-        Filter::Write => Events::WRITE,
+pub(crate) fn readiness(filter: Option<Filter>, eof: bool) -> Events {
+    match (filter, eof) {
+        (Some(Filter::Read), _) => Events::READ,
+        (Some(Filter::Write), _) => Events::WRITE,
+        (None, _) => Events::empty(),
     }
 }
 
@@ -96,7 +95,7 @@ mod tests {
     type Raw = (Token, Option<Filter>, bool);
 
     fn read(raw: &Raw) -> (Token, Events) {
-        (raw.0, readiness(raw.1, raw.2, false))
+        (raw.0, readiness(raw.1, raw.2))
     }
 
     /// Merges `raw` into an output of `M` slots; returns the used part.
@@ -116,16 +115,19 @@ mod tests {
 
     #[test]
     fn filter_mapping() {
-        assert_eq!(readiness(Some(Filter::Read), false, false), R);
-        assert_eq!(readiness(Some(Filter::Write), false, false), W);
-        // Hang-up and error reach both interests, as epoll's HUP/ERR do.
-        assert_eq!(readiness(Some(Filter::Read), true, false), RW);
-        assert_eq!(readiness(Some(Filter::Write), true, false), RW);
-        assert_eq!(readiness(Some(Filter::Read), false, true), RW);
-        assert_eq!(readiness(Some(Filter::Write), true, true), RW);
+        assert_eq!(readiness(Some(Filter::Read), false), R);
+        assert_eq!(readiness(Some(Filter::Write), false), W);
         // Filters not used for fds (EVFILT_USER) carry no readiness.
-        assert_eq!(readiness(None, false, false), Events::empty());
-        assert_eq!(readiness(None, true, true), Events::empty());
+        assert_eq!(readiness(None, false), Events::empty());
+        assert_eq!(readiness(None, true), Events::empty());
+    }
+
+    /// `filt_sowrite` sets `EV_EOF` after our own `shutdown(SHUT_WR)`; epoll
+    /// reports only `EPOLLOUT` then. EOF on one filter is that direction.
+    #[test]
+    fn eof_on_the_write_filter_alone_is_write_only() {
+        assert_eq!(readiness(Some(Filter::Write), true), W);
+        assert_eq!(readiness(Some(Filter::Read), true), R);
     }
 
     #[test]
@@ -166,13 +168,21 @@ mod tests {
     }
 
     #[test]
-    fn eof_on_one_filter_reports_both() {
+    fn eof_is_reported_per_filter_and_merged_per_fd() {
         let mut raw = [
-            (Token(1), Some(Filter::Read), true),
+            // Our shutdown(SHUT_WR): only the write filter fires, with EOF.
+            (Token(1), Some(Filter::Write), true),
+            // A hang-up: both filters fire, both with EOF.
+            (Token(2), Some(Filter::Read), true),
             (Token(2), Some(Filter::Write), true),
+            // The peer stopped sending: the read filter, with EOF.
+            (Token(3), Some(Filter::Read), true),
         ];
-        let out = merged::<2>(&mut raw);
-        assert_eq!(out.as_slice(), [(Token(1), RW), (Token(2), RW)]);
+        let out = merged::<4>(&mut raw);
+        assert_eq!(
+            out.as_slice(),
+            [(Token(1), W), (Token(2), RW), (Token(3), R)]
+        );
     }
 
     #[test]

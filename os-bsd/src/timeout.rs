@@ -9,10 +9,12 @@ use core::time::Duration;
 
 /// The longest single `kevent` sleep; longer waits take several calls.
 ///
-/// OpenBSD clamps a kevent timeout to 10⁸ seconds by itself, and macOS turns
-/// the `timespec` into Mach absolute time with a multiplication that would
-/// overflow (and return at once) for huge values; 10⁸ seconds (three years)
-/// is safe everywhere.
+/// FreeBSD's `kqueue_scan` sleeps forever for a `tv_sec` above `INT32_MAX`
+/// (it treats the deadline as none); current OpenBSD sleeps at most
+/// `MAXTSLP` per round and sleeps again for the rest; macOS turns the
+/// `timespec` into Mach absolute time with a multiplication that would
+/// overflow for huge values. 10⁸ seconds (three years) is below all of
+/// those limits (see `KERNELS.md`, section 8).
 pub(crate) const MAX_SLEEP: Duration = Duration::from_secs(100_000_000);
 
 /// Added to every positive deadline: the coarsest resolution of

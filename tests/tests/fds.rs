@@ -185,20 +185,12 @@ fn stale_kernel_events_of_a_duplicated_fd_never_reach_the_new_key() {
     drop((reused, old_dup));
 }
 
-/// epoll watches file descriptions: after the number was closed and reused,
-/// a `modify` reaches a kernel that does not know the new socket (`ENOENT`),
-/// and the old key (events and data) stays as it was.
+/// After the number was closed and reused, a `modify` reaches a kernel that
+/// does not know the new socket (`ENOENT`), and the old key (events and
+/// data) stays as it was. epoll: the new file was never added; kqueue: the
+/// close dropped the number's filters, and `modify` checks the filters it
+/// keeps (`EV_ENABLE` without `EV_ADD`, os-bsd/KERNELS.md section 4).
 #[test]
-#[cfg_attr(
-    any(
-        target_vendor = "apple",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ),
-    ignore = "kqueue watches fd numbers: adding a filter on the reused number succeeds, for the new socket"
-)]
 fn modify_of_a_reused_number_is_refused_and_keeps_the_old_key() {
     let _serial = serial();
     let mut sel = Sel::open().unwrap();

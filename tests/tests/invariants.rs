@@ -14,9 +14,15 @@ use ioselect_tests::{
 };
 
 /// A pipe, both ends non-blocking and close-on-exec: (read end, write end).
+/// (std's `pipe`, close-on-exec everywhere; rustix has no `pipe_with` on
+/// Apple's OSes.)
 fn pipe() -> (OwnedFd, OwnedFd) {
-    use rustix::pipe::{PipeFlags, pipe_with};
-    pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC).expect("pipe")
+    let (r, w) = std::io::pipe().expect("pipe");
+    let (r, w) = (OwnedFd::from(r), OwnedFd::from(w));
+    for end in [&r, &w] {
+        rustix::io::ioctl_fionbio(end, true).expect("O_NONBLOCK");
+    }
+    (r, w)
 }
 
 /// A stale event queued before a slot changed hands 2^32 registrations

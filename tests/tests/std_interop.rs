@@ -156,9 +156,9 @@ fn data_error_into_error_reports() {
     assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
 }
 
-/// std's `AsFd` (not rustix's stand-in) on the backend and the waker.
+/// std's `AsFd` (not rustix's stand-in) on the backend and the waker (epoll
+/// and kqueue alike).
 #[test]
-#[cfg(any(target_os = "linux", target_os = "android"))]
 fn backend_and_waker_implement_std_as_fd() {
     fn std_fd(x: &impl std::os::fd::AsFd) -> i32 {
         x.as_fd().as_raw_fd()
