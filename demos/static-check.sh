@@ -12,11 +12,20 @@
 #                         LTO, abort, stripped, static non-PIE
 # and, because it too needs a link of its own: demos/defmt, ioselect's defmt
 # logging on the host, decoded back to text by defmt-decoder (cargo test).
+#
+# Builds go to $CARGO_TARGET_DIR when it is set (the workspace's builds in it,
+# demos/nolibc and demos/defmt, separate workspaces, in nolibc/ and defmt/
+# under it), else to target/, demos/nolibc/target/ and demos/defmt/target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 target=x86_64-unknown-linux-gnu
-static_dir=$root/target/static
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+# sub_target NAME: the target directory of the separate workspace demos/NAME.
+sub_target() {
+  if [ -n "${CARGO_TARGET_DIR:-}" ]; then echo "$CARGO_TARGET_DIR/$1"; else echo "$root/demos/$1/target"; fi
+}
+static_dir=$target_dir/static
 passed=0
 failed=0
 ok() { echo "ok: $*"; passed=$((passed + 1)); }
@@ -24,7 +33,7 @@ bad() { echo "FAILED: $*"; failed=$((failed + 1)); }
 
 echo "--- building"
 cargo build -q -p ioselect-demos --bin echo_check
-echo_check=$root/target/debug/echo_check
+echo_check=$target_dir/debug/echo_check
 export RUSTFLAGS="-C target-feature=+crt-static"
 cargo build -q --release --target $target --target-dir "$static_dir" -p ioselect-demos --bin echod
 cargo build -q --profile min-size --target $target --target-dir "$static_dir" -p ioselect-demos \
@@ -33,12 +42,12 @@ unset RUSTFLAGS
 # The same two small servers linked dynamically, for their own code's size.
 cargo build -q --profile min-size --target $target --target-dir "$static_dir/dynamic" \
   -p ioselect-demos --bin small_echo_ioselect --bin small_echo_mio
-(cd demos/nolibc && cargo build -q --release)
+(cd demos/nolibc && CARGO_TARGET_DIR=$(sub_target nolibc) cargo build -q --release)
 
 rel=$static_dir/$target/release
 min=$static_dir/$target/min-size
 dyn=$static_dir/dynamic/$target/min-size
-nolibc=$root/demos/nolibc/target/$target/release/nolibc-echo
+nolibc=$(sub_target nolibc)/$target/release/nolibc-echo
 
 # is_static NAME FILE: no interpreter, no needed libraries.
 is_static() {
@@ -151,7 +160,7 @@ rests "small_echo_mio (min-size, crt-static)" 5 "$min/small_echo_mio"
 rests "nolibc-echo" 6 "$nolibc"
 
 echo "--- defmt on the host: demos/defmt (frames decoded by defmt-decoder)"
-if (cd demos/defmt && cargo test -q 2>&1); then
+if (cd demos/defmt && CARGO_TARGET_DIR=$(sub_target defmt) cargo test -q 2>&1); then
   ok "defmt-demo's frames decode back to the expected text"
 else
   bad "defmt decoding test"
