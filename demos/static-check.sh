@@ -179,7 +179,7 @@ echo "--- sizes (bytes)"
 # A results page generated from this run, never typed: demos/results/sizes.md
 # with --write-results (only when every check passed).
 rustc_version=$(rustc --version)
-glibc=$(ldd --version | head -n 1 | sed 's/^ldd //')
+glibc="glibc $(getconf GNU_LIBC_VERSION | sed 's/^glibc //') ($(dpkg-query -W -f='${Version}' libc6 2>/dev/null || echo '?'))"
 row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(stat -c %s "$4" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta')"; }
 {
   echo "## Sizes of the static and constrained binaries"
