@@ -17,7 +17,8 @@
 # (--locked, and without --ignore-rust-version, so a dependency that declares
 # a newer rust-version fails the check):
 #   - cargo build of the three library crates, default features and all features;
-#   - cargo test of the three (unit tests, integration tests, doc tests);
+#   - cargo test of each (unit tests, integration tests, doc tests), and of
+#     ioselect-core with all its features;
 #   - cargo check -Zbuild-std of ioselect-bsd for FreeBSD and macOS (the
 #     kqueue code is compiled only there) and of ioselect-core for a
 #     bare-metal target.
@@ -86,7 +87,12 @@ run() {
 }
 run build --locked "${libs[@]}"
 run build --locked "${libs[@]}" --all-features
-run test --locked "${libs[@]}"
+# One crate at a time, as a user's build sees it (no feature unification
+# across the three: os-linux's default `std` would turn on core's).
+for lib in ioselect-core ioselect-linux ioselect-bsd; do
+  run test --locked -p "$lib"
+done
+run test --locked -p ioselect-core --all-features
 
 # The kqueue backend and bare-metal core, type-checked with the MSRV's own
 # standard library sources (rust-web-src); RUSTC_BOOTSTRAP unlocks -Z.
