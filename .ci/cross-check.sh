@@ -13,7 +13,9 @@
 #     building only `core`: proof that it needs neither std nor alloc, nor
 #     compare-and-swap (thumbv6m: Cortex-M0/M0+; riscv32imc: ESP32-C3 have
 #     only atomic loads and stores);
-#   - ioselect-linux for aarch64 Linux.
+#   - ioselect-linux for aarch64 Linux;
+#   - ioselect-bsd's docs as docs.rs will build them (FreeBSD, macOS): they
+#     must document Kqueue, Waker and DefaultSelector.
 #
 # Needs root for apt-get when the packages are missing. Uses its own target
 # directory (target-cross/, git-ignored). Exits non-zero on the first failure.
@@ -82,6 +84,24 @@ done
 
 check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux
 check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --features defmt
+
+# docs.rs (issue 12): ioselect-bsd documented the way docs.rs will build it
+# (the targets and features of its [package.metadata.docs.rs]) must show the
+# backend, which exists only on kqueue targets. Reuses the checks' std.
+bsd_docs_features=$("$cargo" metadata --locked --format-version 1 --no-deps | python3 -c '
+import json, sys
+p = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "ioselect-bsd")
+print(",".join(p["metadata"]["docs"]["rs"]["features"]))')
+for target in x86_64-unknown-freebsd aarch64-apple-darwin; do
+  printf '\n--- [%4ss] cargo doc -p ioselect-bsd --target %s --features %s\n' \
+    "$(( $(date +%s) - start ))" "$target" "$bsd_docs_features"
+  RUSTDOCFLAGS="-D warnings" "$cargo" doc --locked -q -Zbuild-std --target "$target" \
+    -p ioselect-bsd --no-deps --features "$bsd_docs_features"
+  for page in struct.Kqueue.html struct.Waker.html type.DefaultSelector.html; do
+    [ -f "$CARGO_TARGET_DIR/$target/doc/ioselect_bsd/$page" ] ||
+      { echo "cross-check: ioselect-bsd's docs for $target lack $page" >&2; exit 1; }
+  done
+done
 
 # What GitHub Actions builds on macOS and FreeBSD (`cargo test --workspace`
 # builds examples too; clippy uses --all-targets): the whole workspace. It
