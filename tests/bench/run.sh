@@ -3,6 +3,7 @@
 # Python's selectors. One command builds everything and prints the tables:
 #
 #   tests/bench/run.sh           # full: ~4-5 min on 2 cores; writes tests/bench/results/
+#                                # and the README's speed table (docs/readme-figures.py)
 #   tests/bench/run.sh --quick   # smoke (seconds once built): runs every harness and
 #                                # checks every byte and event; judges no speed; writes nothing
 #
@@ -64,4 +65,9 @@ if [ -z "$mode" ] && command -v valgrind >/dev/null 2>&1; then
         echo "churn: register + unregister of one fd."
     } > "$out"
     cat "$out"
+fi
+
+# The README's speed table is generated from select.md: keep it in step.
+if [ -z "$mode" ]; then
+    python3 docs/readme-figures.py --write
 fi
