@@ -8,6 +8,7 @@
 #   gcc, libc6-dev   the linker, and glibc's static libc.a for +crt-static
 #   valgrind         valgrind.sh (which would install it too)
 #   util-linux       prlimit (static-check.sh), taskset (the echo benchmark)
+#   strace           the echo benchmark's system-call counts (issue 13)
 # rustc-web for the cross checks and the MSRV compiler are fetched by
 # .ci/cross-check.sh and .ci/msrv.sh themselves.
 set -euo pipefail
@@ -21,6 +22,7 @@ have cc || need+=(gcc)
 [ -e "$(gcc -print-file-name=libc.a 2>/dev/null || echo /nonexistent)" ] || need+=(libc6-dev)
 have valgrind || need+=(valgrind)
 { have prlimit && have taskset; } || need+=(util-linux)
+have strace || need+=(strace)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install-deps: apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -28,7 +30,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # Checked, not assumed: each tool runs, and gcc can link a static program.
-for tool in node npm python3 readelf strip valgrind prlimit taskset; do
+for tool in node npm python3 readelf strip valgrind prlimit taskset strace; do
   have "$tool" || { echo "install-deps: $tool is still missing" >&2; exit 1; }
 done
 probe=$(mktemp -d)

@@ -3,7 +3,6 @@
 # Python's selectors. One command builds everything and prints the tables:
 #
 #   tests/bench/run.sh           # full: ~4-5 min on 2 cores; writes tests/bench/results/
-#                                # and the README's speed table (docs/readme-figures.py)
 #   tests/bench/run.sh --quick   # smoke (seconds once built): runs every harness and
 #                                # checks every byte and event; judges no speed; writes nothing
 #
