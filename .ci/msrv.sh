@@ -20,8 +20,8 @@
 #   - cargo test of each (unit tests, integration tests, doc tests), and of
 #     ioselect-core with all its features;
 #   - cargo check -Zbuild-std of ioselect-bsd for FreeBSD and macOS (the
-#     kqueue code is compiled only there) and of ioselect-core for a
-#     bare-metal target.
+#     kqueue code is compiled only there) and of ioselect-core for two
+#     bare-metal targets (thumbv6m: no compare-and-swap).
 # Uses its own target directory: $CARGO_TARGET_DIR/msrv, or target-msrv/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +100,8 @@ export RUSTC_BOOTSTRAP=1
 for target in x86_64-unknown-freebsd aarch64-apple-darwin; do
   run check --locked -Zbuild-std --target "$target" -p ioselect-bsd --all-features
 done
-run check --locked -Zbuild-std=core --target thumbv7em-none-eabihf -p ioselect-core --features defmt
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+  run check --locked -Zbuild-std=core --target "$target" -p ioselect-core --features defmt
+done
 
 printf '\nmsrv: the library crates build and pass their tests with %s (%ss)\n' "$have" "$(( $(date +%s) - start ))"
