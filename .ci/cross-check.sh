@@ -13,23 +13,39 @@
 #     building only `core`: proof that it needs neither std nor alloc, nor
 #     compare-and-swap (thumbv6m: Cortex-M0/M0+; riscv32imc: ESP32-C3 have
 #     only atomic loads and stores);
-#   - ioselect-linux for aarch64 Linux.
+#   - ioselect-linux for aarch64 Linux;
+#   - ioselect-bsd's docs as docs.rs will build them (FreeBSD, macOS): they
+#     must document Kqueue, Waker and DefaultSelector.
 #
 # Needs root for apt-get when the packages are missing. Uses its own target
 # directory (target-cross/, git-ignored). Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x /usr/bin/cargo ] || [ ! -x /usr/bin/rustc ] || [ ! -d /usr/lib/rustlib/src/rust/library ]; then
-  echo "cross-check: installing rustc-web cargo-web rust-web-src (Debian)"
-  export DEBIAN_FRONTEND=noninteractive
+# The newest rustc-web apt offers (bookworm-security's, 1.96 when this was
+# written), not just any installed one: an older rustc-web (bookworm's 1.85)
+# may lack what the tests crate and the dependencies' newest versions use.
+# (.ci/msrv.sh keeps that 1.85 in a private prefix, out of the way.)
+export DEBIAN_FRONTEND=noninteractive
+installed() { dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' "$1" 2>/dev/null | sed -n 's/^ii *//p'; }
+candidate() { apt-cache policy "$1" | sed -n 's/^ *Candidate: //p'; }
+need_install=0
+for pkg in rustc-web cargo-web rust-web-src; do
+  have=$(installed "$pkg")
+  want=$(candidate "$pkg")
+  if [ -z "$have" ] || [ -z "$want" ] || [ "$want" = "(none)" ] || dpkg --compare-versions "$have" lt "$want"; then
+    need_install=1
+  fi
+done
+if [ "$need_install" = 1 ] || [ ! -x /usr/bin/cargo ] || [ ! -d /usr/lib/rustlib/src/rust/library ]; then
   apt-get update -qq
+  echo "cross-check: installing or upgrading rustc-web cargo-web rust-web-src to $(candidate rustc-web) (was: $(installed rustc-web || true))"
   apt-get install -y -qq rustc-web cargo-web rust-web-src >/dev/null
 fi
 
 # Debian's compiler, not rustup's proxies (which come first on PATH).
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
-export CARGO_TARGET_DIR="$PWD/target-cross" CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}-cross" CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
 # Warnings fail the check, as clippy's -D warnings does on Linux (there is no
 # clippy for this compiler). Dependencies, std included, are capped anyway.
 export RUSTFLAGS="-D warnings"
@@ -37,6 +53,13 @@ unset RUSTDOCFLAGS
 cargo=/usr/bin/cargo
 "$cargo" --version
 "$RUSTC" --version
+# The workspace's MSRV is a floor for this compiler too.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)
+have=$("$RUSTC" --version | sed -n 's/^rustc \([0-9]*\.[0-9]*\).*/\1/p')
+if [ "$(printf '%s\n' "$msrv" "$have" | sort -V | head -n 1)" != "$msrv" ]; then
+  echo "cross-check: /usr/bin/rustc is $have, older than the MSRV $msrv" >&2
+  exit 1
+fi
 
 start=$(date +%s)
 check() {
@@ -61,6 +84,24 @@ done
 
 check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --no-default-features
 check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --no-default-features --features defmt
+
+# docs.rs (issue 12): ioselect-bsd documented the way docs.rs will build it
+# (the targets and features of its [package.metadata.docs.rs]) must show the
+# backend, which exists only on kqueue targets. Reuses the checks' std.
+bsd_docs_features=$("$cargo" metadata --locked --format-version 1 --no-deps | python3 -c '
+import json, sys
+p = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "ioselect-bsd")
+print(",".join(p["metadata"]["docs"]["rs"]["features"]))')
+for target in x86_64-unknown-freebsd aarch64-apple-darwin; do
+  printf '\n--- [%4ss] cargo doc -p ioselect-bsd --target %s --features %s\n' \
+    "$(( $(date +%s) - start ))" "$target" "$bsd_docs_features"
+  RUSTDOCFLAGS="-D warnings" "$cargo" doc --locked -q -Zbuild-std --target "$target" \
+    -p ioselect-bsd --no-deps --features "$bsd_docs_features"
+  for page in struct.Kqueue.html struct.Waker.html type.DefaultSelector.html; do
+    [ -f "$CARGO_TARGET_DIR/$target/doc/ioselect_bsd/$page" ] ||
+      { echo "cross-check: ioselect-bsd's docs for $target lack $page" >&2; exit 1; }
+  done
+done
 
 # What GitHub Actions builds on macOS and FreeBSD (`cargo test --workspace`
 # builds examples too; clippy uses --all-targets): the whole workspace. It

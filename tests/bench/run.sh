@@ -32,7 +32,7 @@ if [ -z "$mode" ] && command -v valgrind >/dev/null 2>&1; then
     # Instructions per operation, user space only: the difference of two
     # runs with 1000 and 11000 operations, over 10000. Deterministic, so it
     # shows the libraries' own work apart from the kernel's and the noise.
-    bench=$(ls -t target/release/deps/select-* | grep -v '\.d$' | head -n 1)
+    bench=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/select-* | grep -v '\.d$' | head -n 1)
     ir() {
         valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bench" --profile "$1" "$2" "$3" 2>&1 |
             sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
@@ -64,4 +64,9 @@ if [ -z "$mode" ] && command -v valgrind >/dev/null 2>&1; then
         echo "churn: register + unregister of one fd."
     } > "$out"
     cat "$out"
+fi
+
+# The README's speed table is generated from select.md: keep it in step.
+if [ -z "$mode" ]; then
+    python3 docs/readme-figures.py --write
 fi
