@@ -354,10 +354,11 @@ impl<const M: usize, P: Platform> Backend for SoftBackend<'_, M, P> {
             if n > 0 || poll {
                 return Ok(n);
             }
-            if let Some(deadline) = deadline
-                && self.platform.now().is_some_and(|now| now >= deadline)
-            {
-                return Ok(0);
+            // Nested, not a let chain: the MSRV is 1.85.
+            if let Some(deadline) = deadline {
+                if self.platform.now().is_some_and(|now| now >= deadline) {
+                    return Ok(0);
+                }
             }
             let (readiness, entries) = (self.readiness, &self.entries);
             self.platform

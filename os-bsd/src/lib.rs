@@ -15,10 +15,11 @@
 //! use core::time::Duration;
 //! use ioselect_bsd::{DefaultSelector, Events};
 //!
+//! use std::os::fd::AsFd;
+//!
 //! let mut sel = DefaultSelector::<&str, 16>::open()?;
 //! let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-//! # use std::os::fd::AsRawFd;
-//! sel.register(a.as_raw_fd(), Events::READ | Events::WRITE, "a")?;
+//! sel.register(a.as_fd(), Events::READ | Events::WRITE, "a")?;
 //! sel.select(Some(Duration::from_secs(1)))?;
 //! // kqueue reports the write filter alone here; read and write of one fd
 //! // would come merged, once.
@@ -102,6 +103,8 @@ mod timeout;
 #[cfg_attr(not(kqueue), allow(dead_code))]
 mod wake;
 
+#[cfg(not(kqueue))]
+mod elsewhere;
 #[cfg(kqueue)]
 mod kqueue;
 #[cfg(kqueue)]
@@ -109,6 +112,9 @@ mod sys;
 #[cfg(kqueue)]
 mod waker;
 
+#[cfg(not(kqueue))]
+#[doc(hidden)]
+pub use elsewhere::DefaultSelector;
 #[cfg(kqueue)]
 pub use kqueue::Kqueue;
 #[cfg(kqueue)]

@@ -57,10 +57,11 @@ pub(crate) fn merge<E>(
         match &mut run {
             Some((t, e)) if *t == token => *e |= events,
             _ => {
-                if let Some(done) = run.replace((token, events))
-                    && !emit(out, &mut count, done)
-                {
-                    return count;
+                // Nested, not a let chain: the MSRV is 1.85.
+                if let Some(done) = run.replace((token, events)) {
+                    if !emit(out, &mut count, done) {
+                        return count;
+                    }
                 }
             }
         }
