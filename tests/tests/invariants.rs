@@ -25,6 +25,22 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     (r, w)
 }
 
+/// A wake 50 ms from now, from another thread, ends a blocking `select`.
+fn assert_woken<T, const N: usize>(sel: &mut DefaultSelector<T, N>, waker: &Waker) {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            waker.wake().unwrap();
+        });
+        let start = Instant::now();
+        sel.select(Some(Duration::from_secs(5))).unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "the wake was lost"
+        );
+    });
+}
+
 /// A stale event queued before a slot changed hands 2^32 registrations
 /// later is not delivered to the new key (the old 32-bit generations were).
 #[test]
@@ -72,18 +88,7 @@ fn a_stale_unregister_never_removes_the_selectors_own_waker() {
     // selector's own registration stays (it is not on this fd).
     sel.unregister(waker.as_fd()).unwrap();
     assert!(sel.is_empty());
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
-            waker.wake().unwrap();
-        });
-        let start = Instant::now();
-        sel.select(Some(Duration::from_secs(5))).unwrap();
-        assert!(
-            start.elapsed() < Duration::from_secs(4),
-            "the wake was lost"
-        );
-    });
+    assert_woken(&mut sel, &waker);
     // unregister_closed makes no kernel call at all.
     let (c, _peer) = socketpair();
     sel.register(c.as_fd(), Events::READ, ()).unwrap();
@@ -92,18 +97,7 @@ fn a_stale_unregister_never_removes_the_selectors_own_waker() {
     let waker2 = Waker::new(sel.backend()).unwrap();
     assert_eq!(waker2.as_fd().as_raw_fd(), m);
     sel.unregister_closed(m).unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
-            waker2.wake().unwrap();
-        });
-        let start = Instant::now();
-        sel.select(Some(Duration::from_secs(5))).unwrap();
-        assert!(
-            start.elapsed() < Duration::from_secs(4),
-            "the wake was lost"
-        );
-    });
+    assert_woken(&mut sel, &waker2);
 }
 
 /// epoll watches open files: an fd closed while registered, whose file lives
@@ -184,18 +178,7 @@ fn wakers_survive_rebuild() {
     let waker = Waker::new(sel.backend()).unwrap();
     sel.rebuild(|_| Some(a.as_fd())).unwrap();
     assert_eq!(sel.len(), 1);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
-            waker.wake().unwrap();
-        });
-        let start = Instant::now();
-        sel.select(Some(Duration::from_secs(5))).unwrap();
-        assert!(
-            start.elapsed() < Duration::from_secs(4),
-            "the wake was lost"
-        );
-    });
+    assert_woken(&mut sel, &waker);
     // Refusals leave the selector as it was.
     assert_eq!(sel.rebuild(|_| None), Err(Error::InvalidFd));
     let (b, _peer_b) = socketpair();
