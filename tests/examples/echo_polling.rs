@@ -64,10 +64,12 @@ mod imp {
                             )
                         }
                         .expect("add");
+                        common::want_inq(&fd);
                         free.pop();
                         let c = &mut conns[slot as usize];
                         c.fd = Some(fd);
                         (c.start, c.end, c.eof, c.interest) = (0, 0, false, (true, false));
+                        c.unread = false;
                     }
                     continue;
                 }
@@ -75,7 +77,7 @@ mod imp {
                 let c = &mut conns[slot];
                 // polling reports hang-ups and errors as readable too.
                 let buf = &mut slab[slot * BUF..][..BUF];
-                match c.pump(buf, ev.readable) {
+                match c.serve(buf, ev.readable) {
                     Some(want) if want == c.interest => {}
                     Some(want) => {
                         let fd = c.fd.as_ref().expect("open").as_fd();

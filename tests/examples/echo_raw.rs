@@ -60,10 +60,12 @@ mod imp {
                             EventFlags::IN,
                         )
                         .expect("add");
+                        common::want_inq(&fd);
                         free.pop();
                         let c = &mut conns[slot as usize];
                         c.fd = Some(fd);
                         (c.start, c.end, c.eof, c.interest) = (0, 0, false, (true, false));
+                        c.unread = false;
                         continue;
                     }
                     continue;
@@ -73,7 +75,7 @@ mod imp {
                 // As CPython and ioselect: anything but OUT counts as readable.
                 let readable = !(ready - EventFlags::OUT).is_empty();
                 let buf = &mut slab[slot * BUF..][..BUF];
-                match c.pump(buf, readable) {
+                match c.serve(buf, readable) {
                     Some(want) if want == c.interest => {}
                     Some(want) => {
                         let fd: BorrowedFd<'_> = c.fd.as_ref().expect("open").as_fd();

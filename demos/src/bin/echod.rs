@@ -16,6 +16,11 @@
 //!   (WRITE interest while a write is pending). A peer that sends without
 //!   reading fills its buffer, and then stops being read (READ interest
 //!   dropped) until it reads, so its data waits in the kernel, not here.
+//! - **No wasted calls.** A connection is read and echoed while that makes
+//!   progress (the kernel says with each read whether bytes are left, Linux's
+//!   `TCP_INQ`), so a stream is served many buffers per `select`, and
+//!   ping-pong costs one read and one write per message, no read that ends
+//!   in `EAGAIN`.
 //! - **Half-close.** After the peer's end of file, everything read is still
 //!   echoed, then the connection is closed.
 //! - **Bad peers** (reset, idle, floods of connects) only cost their own
@@ -49,7 +54,7 @@ use ioselect_demos::args::Args;
 use ioselect_demos::io_error;
 use ioselect_demos::platform::{DefaultSelector, Events, Waker};
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, RecvFlags, bind, listen, recv, send};
+use rustix::net::{AddressFamily, bind, listen, send};
 use rustix::net::{accept, sockopt};
 
 /// Bytes of buffer per connection.
@@ -64,6 +69,10 @@ const ACCEPT_BATCH: usize = 64;
 /// How long the listener rests after an `accept` error the spare fd could
 /// not absorb.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Most read-and-echo passes over one connection per event (see
+/// `Server::serve`), so that one stream cannot starve the others; what is
+/// left is reported again by the next `select` (level-triggered).
+const PASSES: usize = 64;
 /// Key data of the listening socket; connections use their slot index.
 const LISTENER: u32 = u32::MAX;
 
@@ -272,6 +281,85 @@ mod sys {
     pub(crate) fn accept_nonblocking(listener: &OwnedFd) -> rustix::io::Result<OwnedFd> {
         prepare(rustix::net::accept(listener)?)
     }
+
+    /// Asks the kernel to say, with every read, how many bytes it still holds
+    /// for this connection (Linux's `TCP_INQ`, tcp(7)); false if it will not.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn want_inq(fd: &OwnedFd) -> bool {
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        // SAFETY: `fd` is an open socket while `fd` is borrowed, and the
+        // option value points to a live `c_int` of the length passed.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INQ,
+                (&raw const one).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        r == 0
+    }
+
+    /// Elsewhere there is no such option: reads fall back to "a read that
+    /// filled what it was offered may have left more".
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn want_inq(_fd: &OwnedFd) -> bool {
+        false
+    }
+
+    /// One read: the bytes read, and how many the kernel still holds after
+    /// it when `want_inq` was granted (its `TCP_CM_INQ`; non-zero also after
+    /// the peer's end of file, so that the caller reads once more and sees it).
+    /// No extra system call: the count comes back with the data (`recvmsg`).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8]) -> rustix::io::Result<(usize, Option<usize>)> {
+        use std::os::fd::AsRawFd;
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // Room for one control message carrying a `c_int`, aligned for `cmsghdr`.
+        let mut control = [0u64; 4];
+        // SAFETY: an all-zero `msghdr` is a valid value of the C struct (no
+        // name, no buffers, no control data) before we fill it in.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = size_of_val(&control) as _;
+        // SAFETY: `msg` points to one iovec over `buf` (live, writable, of
+        // the length given) and to `control` (live, writable, of the length
+        // given); both outlive the call.
+        let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut msg, 0) };
+        if n < 0 {
+            return Err(rustix::io::Errno::from_raw_os_error(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
+        }
+        let mut inq = None;
+        // SAFETY: `msg` is the header the kernel just filled in; the CMSG
+        // macros stay within `msg_control[..msg_controllen]`, and a
+        // `TCP_CM_INQ` message carries one `c_int` (read unaligned).
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_TCP && (*cmsg).cmsg_type == libc::TCP_CM_INQ {
+                    let v = libc::CMSG_DATA(cmsg).cast::<libc::c_int>().read_unaligned();
+                    inq = Some(usize::try_from(v).unwrap_or(0));
+                }
+                cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
+            }
+        }
+        Ok((n as usize, inq))
+    }
+
+    /// One read; the kernel cannot tell here how much it still holds.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8]) -> rustix::io::Result<(usize, Option<usize>)> {
+        rustix::net::recv(fd, buf, rustix::net::RecvFlags::empty()).map(|(n, _)| (n, None))
+    }
 }
 
 // ---- listening sockets ---------------------------------------------------
@@ -319,6 +407,9 @@ struct Conn {
     eof: bool,
     /// What the key is registered for.
     interest: Events,
+    /// The last read left bytes in the kernel (so reading again is not a
+    /// guess that would end in `EAGAIN`).
+    unread: bool,
     last_active: Instant,
 }
 
@@ -374,6 +465,7 @@ impl Server {
                 end: 0,
                 eof: false,
                 interest: Events::READ,
+                unread: false,
                 last_active: now,
             })
             .collect();
@@ -453,6 +545,8 @@ impl Server {
             };
             match sys::accept_nonblocking(&self.listener) {
                 Ok(fd) => {
+                    // Best effort: without it reads guess (see `serve`).
+                    let _ = sys::want_inq(&fd);
                     if self.sel.register(fd.as_fd(), Events::READ, slot).is_err() {
                         // Cannot happen with a free slot and a fresh fd; if
                         // it does, the connection is dropped (closed).
@@ -467,6 +561,7 @@ impl Server {
                         end: 0,
                         eof: false,
                         interest: Events::READ,
+                        unread: false,
                         last_active: Instant::now(),
                     };
                     self.stats.accepted += 1;
@@ -505,8 +600,17 @@ impl Server {
         }
     }
 
-    /// Reads what fits, echoes what the peer takes, then sets the interest:
+    /// Reads and echoes while that makes progress, then sets the interest:
     /// READ while there is room and no end of file, WRITE while data waits.
+    ///
+    /// One pass: one read into the free part of the buffer, then writes
+    /// until all is echoed or the socket would block. Another pass follows
+    /// only when the kernel still holds bytes for us, which the read itself
+    /// says (`TCP_INQ`, no extra system call), and nothing is stuck: so
+    /// ping-pong traffic costs one read and one write per message and no
+    /// read that ends in `EAGAIN`, while a stream is served for up to
+    /// `PASSES` buffers per `select`. Where the kernel cannot say, a read
+    /// that filled what it was offered counts as "maybe more".
     fn serve(&mut self, slot: usize, mask: Events) {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
@@ -517,40 +621,55 @@ impl Server {
         let buf = &mut self.slab[slot * BUF..][..BUF];
         c.last_active = Instant::now();
 
-        if mask.contains(Events::READ) && !c.eof {
-            loop {
-                if c.end == BUF {
-                    if c.start == 0 {
-                        break; // full: backpressure
-                    }
+        // Also read on a WRITE event when the last read left bytes behind:
+        // they are there (nobody else reads this socket), and the room the
+        // writes make can take them now instead of after another `select`.
+        let mut read = mask.contains(Events::READ) || c.unread;
+        for _ in 0..PASSES {
+            if read && !c.eof {
+                if c.end == BUF && c.start > 0 {
                     buf.copy_within(c.start..c.end, 0);
                     c.end -= c.start;
                     c.start = 0;
                 }
-                match recv(fd, &mut buf[c.end..], RecvFlags::empty()) {
-                    Ok((0, _)) => {
-                        c.eof = true;
-                        break;
+                // A full buffer (backpressure) reads nothing and keeps `unread`.
+                if c.end < BUF {
+                    let offered = BUF - c.end;
+                    match sys::recv(fd, &mut buf[c.end..]) {
+                        Ok((0, _)) => {
+                            c.eof = true;
+                            c.unread = false;
+                        }
+                        Ok((n, inq)) => {
+                            c.end += n;
+                            c.unread = inq.map_or(n == offered, |left| left > 0);
+                        }
+                        Err(Errno::AGAIN) => c.unread = false,
+                        Err(Errno::INTR) => c.unread = true,
+                        Err(_) => return self.close(slot), // reset, or worse
                     }
-                    Ok((n, _)) => c.end += n,
-                    Err(Errno::AGAIN) => break,
-                    Err(Errno::INTR) => {}
-                    Err(_) => return self.close(slot), // reset, or worse
                 }
             }
-        }
-
-        while c.start < c.end {
-            match send(fd, &buf[c.start..c.end], sys::SEND) {
-                Ok(n) => c.start += n,
-                Err(Errno::AGAIN) => break,
-                Err(Errno::INTR) => {}
-                Err(_) => return self.close(slot), // reset, broken pipe
+            let mut blocked = false;
+            while c.start < c.end {
+                match send(fd, &buf[c.start..c.end], sys::SEND) {
+                    Ok(n) => c.start += n,
+                    Err(Errno::AGAIN) => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(Errno::INTR) => {}
+                    Err(_) => return self.close(slot), // reset, broken pipe
+                }
             }
-        }
-        if c.start == c.end {
-            c.start = 0;
-            c.end = 0;
+            if c.start == c.end {
+                c.start = 0;
+                c.end = 0;
+            }
+            if blocked || !c.unread || c.eof {
+                break;
+            }
+            read = true;
         }
         if c.eof && c.end == 0 {
             // Half-closed and everything echoed: done.

@@ -3,7 +3,10 @@
 //! `echod` (demos/src/bin/echod.rs), so that only the poller differs: one
 //! listening socket, a fixed table of connections each with a fixed 16 KiB
 //! buffer allocated at start-up, accept batches of 64, and echod's
-//! read-what-fits / echo-what-the-peer-takes logic (`Conn::pump`).
+//! serving loop (`Conn::serve`: read and echo while that makes progress,
+//! asking the kernel with each read whether bytes are left, `TCP_INQ`). The
+//! edge-triggered mio server keeps the read-until-`EAGAIN` loop that mio's
+//! documentation asks for (`Conn::pump`).
 //!
 //! Usage of every peer: `echo_X [--port P]`; prints `listening on ADDR`,
 //! then serves until killed.
@@ -60,6 +63,66 @@ pub(crate) fn listener(port: u16) -> OwnedFd {
     fd
 }
 
+/// Most read-and-echo passes per event in `Conn::serve` (as echod).
+pub(crate) const PASSES: usize = 64;
+
+/// Asks the kernel to say with every read how many bytes it still holds
+/// (`TCP_INQ`, tcp(7)); as echod, best effort.
+pub(crate) fn want_inq(fd: &OwnedFd) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: `fd` is an open socket while borrowed; the value points to a
+    // live `c_int` of the length passed.
+    let _ = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INQ,
+            (&raw const one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+/// echod's `sys::recv`: one `recvmsg`, and the kernel's `TCP_CM_INQ` (bytes
+/// it still holds) when `want_inq` took.
+pub(crate) fn recv_inq(fd: &OwnedFd, buf: &mut [u8]) -> rustix::io::Result<(usize, Option<usize>)> {
+    use std::os::fd::AsRawFd;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 4];
+    // SAFETY: an all-zero `msghdr` is a valid value of the C struct.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control) as _;
+    // SAFETY: `msg` points to one iovec over `buf` and to `control`, both
+    // live, writable and of the lengths given, for the whole call.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut msg, 0) };
+    if n < 0 {
+        return Err(Errno::from_raw_os_error(
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        ));
+    }
+    let mut inq = None;
+    // SAFETY: the header the kernel just filled in; the CMSG macros stay
+    // within the control buffer, and `TCP_CM_INQ` carries one `c_int`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_TCP && (*cmsg).cmsg_type == libc::TCP_CM_INQ {
+                let v = libc::CMSG_DATA(cmsg).cast::<libc::c_int>().read_unaligned();
+                inq = Some(usize::try_from(v).unwrap_or(0));
+            }
+            cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
+        }
+    }
+    Ok((n as usize, inq))
+}
+
 /// Accepts one pending connection, non-blocking; `None` when none is
 /// pending (or it was aborted meanwhile: the caller just tries again later).
 pub(crate) fn accept(listener: &OwnedFd) -> Option<OwnedFd> {
@@ -87,6 +150,8 @@ pub(crate) struct Conn {
     /// because the socket had nothing more (an edge-triggered server must
     /// read again once there is room: no new edge will come for that data).
     pub(crate) stopped_full: bool,
+    /// The last read left bytes in the kernel (`serve`).
+    pub(crate) unread: bool,
 }
 
 impl Conn {
@@ -101,6 +166,7 @@ impl Conn {
                 interest: (true, false),
                 last_active: now,
                 stopped_full: false,
+                unread: false,
             })
             .collect();
         // `calloc`-backed, like echod's: untouched pages cost nothing.
@@ -109,7 +175,69 @@ impl Conn {
         (conns, slab, free)
     }
 
-    /// echod's `serve`: reads what fits (when `readable`), echoes what the
+    /// echod's `serve` (demos/src/bin/echod.rs, which explains it): passes of
+    /// one read and writes until all is echoed or the socket would block,
+    /// repeated while the read said bytes are left and nothing is stuck, at
+    /// most `PASSES` times. Returns the interest wanted next, or `None` when
+    /// the connection is done and must be closed.
+    pub(crate) fn serve(&mut self, buf: &mut [u8], readable: bool) -> Option<(bool, bool)> {
+        let fd = self.fd.as_ref()?;
+        self.last_active = Instant::now();
+        let mut read = readable || self.unread;
+        for _ in 0..PASSES {
+            if read && !self.eof {
+                if self.end == BUF && self.start > 0 {
+                    buf.copy_within(self.start..self.end, 0);
+                    self.end -= self.start;
+                    self.start = 0;
+                }
+                if self.end < BUF {
+                    let offered = BUF - self.end;
+                    match recv_inq(fd, &mut buf[self.end..]) {
+                        Ok((0, _)) => {
+                            self.eof = true;
+                            self.unread = false;
+                        }
+                        Ok((n, inq)) => {
+                            self.end += n;
+                            self.unread = inq.map_or(n == offered, |left| left > 0);
+                        }
+                        Err(Errno::AGAIN) => self.unread = false,
+                        Err(Errno::INTR) => self.unread = true,
+                        Err(_) => return None,
+                    }
+                }
+            }
+            let mut blocked = false;
+            while self.start < self.end {
+                match send(fd, &buf[self.start..self.end], SendFlags::NOSIGNAL) {
+                    Ok(n) => self.start += n,
+                    Err(Errno::AGAIN) => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(Errno::INTR) => {}
+                    Err(_) => return None,
+                }
+            }
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+            }
+            if blocked || !self.unread || self.eof {
+                break;
+            }
+            read = true;
+        }
+        if self.eof && self.end == 0 {
+            return None;
+        }
+        let read = !self.eof && (self.end < BUF || self.start > 0);
+        let write = self.start < self.end;
+        Some((read, write))
+    }
+
+    /// The read-until-`EAGAIN` loop (mio's idiom): reads what fits (when `readable`), echoes what the
     /// peer takes. Returns the interest wanted next, or `None` when the
     /// connection is done (reset, or half-closed with everything echoed)
     /// and must be closed.
