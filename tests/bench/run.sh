@@ -4,7 +4,9 @@
 #
 #   tests/bench/run.sh           # full: ~4-5 min on 2 cores; writes tests/bench/results/
 #   tests/bench/run.sh --quick   # smoke (seconds once built): runs every harness and
-#                                # checks every byte and event; judges no speed; writes nothing
+#                                # checks every byte and event; judges no speed; writes nothing;
+#                                # FAILS if echod makes more system calls per message than the
+#                                # raw epoll server on ping-pong (counted with strace, issue 13)
 #
 # Parts: tests/benches/select.rs (select cost, churn, size_of),
 # tests/benches/echo.rs (echo servers: CPU per message, messages/s, RTT,
@@ -19,6 +21,14 @@ case "${1:-}" in
     "") ;;
     *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
 esac
+
+# The echo bench counts system calls with strace (issue 13).
+if ! command -v strace >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && apt-get install -y -qq strace >/dev/null
+    fi
+    command -v strace >/dev/null 2>&1 || { echo "$0: strace is needed (apt-get install strace)" >&2; exit 1; }
+fi
 
 cargo build --release -q -p ioselect-demos --bin echod
 cargo build --release -q -p ioselect-tests --examples
