@@ -1025,11 +1025,11 @@ mod imp {
             ),
             ("Python selectors", vec!["python3".into(), python]),
         ];
-        // ECHO_ONLY=substring: only the servers whose name contains it (debugging).
+        // ECHO_ONLY=a,b: only the servers whose name contains a or b (debugging).
         let only = std::env::var("ECHO_ONLY").unwrap_or_default();
         let mut servers: Vec<Server> = specs
             .iter()
-            .filter(|(name, _)| name.contains(only.as_str()))
+            .filter(|(name, _)| only.split(',').any(|o| name.contains(o)))
             .map(|(name, argv)| Server::start(name, argv, server_cpu))
             .collect();
         let mut workloads: Vec<(String, usize, Load)> = Vec::new();
