@@ -215,6 +215,16 @@ mod imp {
         server_cpu: Duration,
     }
 
+    impl Run {
+        /// Adds another run's counts and times to this one.
+        fn add(&mut self, other: Run) {
+            self.units += other.units;
+            self.secs += other.secs;
+            self.server_cpu += other.server_cpu;
+            self.rtt_ns.extend(other.rtt_ns);
+        }
+    }
+
     fn client(addr: SocketAddr, salt: usize) -> Client {
         let fd = socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
         connect(&fd, &addr).expect("connect");
@@ -893,6 +903,8 @@ mod imp {
     struct Opts {
         quick: bool,
         rounds: usize,
+        /// Timed runs per server per round (`Run::add`ed up).
+        slices: usize,
         warmup: Duration,
         time: Duration,
         out: Option<PathBuf>,
@@ -911,6 +923,7 @@ mod imp {
         let mut opts = Opts {
             quick: false,
             rounds: 5,
+            slices: 1,
             warmup: Duration::from_millis(200),
             time: Duration::from_millis(600),
             out: Some(root.join("tests/bench/results")),
@@ -934,6 +947,12 @@ mod imp {
                         .next()
                         .and_then(|v| v.parse().ok())
                         .expect("--rounds N")
+                }
+                "--slices" => {
+                    opts.slices = args
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .expect("--slices N")
                 }
                 "--time-ms" => {
                     opts.time = Duration::from_millis(
@@ -1080,19 +1099,29 @@ mod imp {
             let mut runs = vec![Vec::new(); servers.len()];
             let mut order: Vec<usize> = (0..servers.len()).collect();
             for _ in 0..opts.rounds {
-                for j in (1..order.len()).rev() {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    order.swap(j, (seed % (j as u64 + 1)) as usize);
+                // A round is `slices` passes over every server, each pass in
+                // a fresh random order; each server's round figure is its
+                // total over them, so a burst of load elsewhere on the
+                // machine lands on every server alike.
+                let mut round = vec![Run::default(); servers.len()];
+                for _ in 0..opts.slices {
+                    for j in (1..order.len()).rev() {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        order.swap(j, (seed % (j as u64 + 1)) as usize);
+                    }
+                    for &s in &order {
+                        let plan = Plan::Timed {
+                            warmup: opts.warmup,
+                            time: opts.time,
+                        };
+                        let run = drive(&servers[s], *c, *load, plan, &pattern);
+                        assert!(run.units > 0, "{}: nothing echoed", servers[s].name);
+                        round[s].add(run);
+                    }
                 }
-                for &s in &order {
-                    let plan = Plan::Timed {
-                        warmup: opts.warmup,
-                        time: opts.time,
-                    };
-                    let run = drive(&servers[s], *c, *load, plan, &pattern);
-                    assert!(run.units > 0, "{}: nothing echoed", servers[s].name);
+                for (s, run) in round.into_iter().enumerate() {
                     runs[s].push(run);
                 }
             }
@@ -1138,12 +1167,14 @@ mod imp {
         let _ = writeln!(
             md,
             "Measured {date} on {} CPUs ({}), Linux {}; load average at start: {load_at_start}. `cargo bench -p ioselect-tests --bench echo`; \
-         {} interleaved rounds of {:.1} s (after {:.1} s warm-up) per cell; server pinned to CPU {}, load generator to CPU 0; medians over rounds. \
+         {} rounds per cell, each of {} interleaved passes over the servers (a fresh random order each) of {:.2} s per server after {:.2} s warm-up, \
+         a server's round figure its total over the passes; server pinned to CPU {}, load generator to CPU 0; medians over rounds. \
          Every echoed byte was checked.\n",
             cpus,
             shell("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
             shell("uname -r"),
             opts.rounds,
+            opts.slices,
             opts.time.as_secs_f64(),
             opts.warmup.as_secs_f64(),
             server_cpu.map_or("(any)".to_string(), |c| c.to_string())
