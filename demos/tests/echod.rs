@@ -161,6 +161,25 @@ fn half_close_echoes_everything_then_closes() {
     echod.stop();
 }
 
+/// Messages of exactly the 16 KiB buffer, and of two and a half buffers,
+/// interleaved: the serving loop's "a full read may have left more" guesses
+/// both miss (the message was all there) and hit (the rest of it was), and
+/// after misses it skips guessing for a while; every byte must come back,
+/// in order, whichever way each read went.
+#[test]
+fn messages_as_big_as_the_buffer_and_bigger_round_trip() {
+    let echod = Echod::start(&[]);
+    let mut s = echod.connect();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for i in 0..300u64 {
+        let len = if i % 5 == 4 { 40 * 1024 } else { 16 * 1024 };
+        round_trip(&mut s, &pattern(i, len));
+    }
+    drop(s);
+    echod.stop();
+}
+
 #[test]
 fn a_reset_peer_does_not_disturb_the_others() {
     let echod = Echod::start(&[]);

@@ -1044,6 +1044,14 @@ mod imp {
             ),
             ("Python selectors", vec!["python3".into(), python]),
         ];
+        // ECHO_EXTRA=name=/path/to/server,...: more servers (experiments).
+        let mut specs = specs;
+        for extra in std::env::var("ECHO_EXTRA").unwrap_or_default().split(',') {
+            if let Some((name, path)) = extra.split_once('=') {
+                let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+                specs.push((name, vec![path.to_string()]));
+            }
+        }
         // ECHO_ONLY=a,b: only the servers whose name contains a or b (debugging).
         let only = std::env::var("ECHO_ONLY").unwrap_or_default();
         let mut servers: Vec<Server> = specs

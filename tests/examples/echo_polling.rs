@@ -64,12 +64,11 @@ mod imp {
                             )
                         }
                         .expect("add");
-                        common::want_inq(&fd);
                         free.pop();
                         let c = &mut conns[slot as usize];
                         c.fd = Some(fd);
                         (c.start, c.end, c.eof, c.interest) = (0, 0, false, (true, false));
-                        c.unread = false;
+                        (c.unread, c.guesses) = (false, common::Guesses::default());
                     }
                     continue;
                 }

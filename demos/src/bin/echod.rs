@@ -17,10 +17,10 @@
 //!   reading fills its buffer, and then stops being read (READ interest
 //!   dropped) until it reads, so its data waits in the kernel, not here.
 //! - **No wasted calls.** A connection is read and echoed while that makes
-//!   progress (the kernel says with each read whether bytes are left, Linux's
-//!   `TCP_INQ`), so a stream is served many buffers per `select`, and
-//!   ping-pong costs one read and one write per message, no read that ends
-//!   in `EAGAIN`.
+//!   progress, so a stream is served up to 1 MiB per `select`; a read that
+//!   got less than it asked for has drained the socket, so ping-pong costs
+//!   one read and one write per message, no read that ends in `EAGAIN`
+//!   (with messages exactly as big as the 16 KiB buffer, one in 64 or fewer).
 //! - **Half-close.** After the peer's end of file, everything read is still
 //!   echoed, then the connection is closed.
 //! - **Bad peers** (reset, idle, floods of connects) only cost their own
@@ -54,7 +54,7 @@ use ioselect_demos::args::Args;
 use ioselect_demos::io_error;
 use ioselect_demos::platform::{DefaultSelector, Events, Waker};
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, bind, listen, send};
+use rustix::net::{AddressFamily, RecvFlags, bind, listen, recv, send};
 use rustix::net::{accept, sockopt};
 
 /// Bytes of buffer per connection.
@@ -73,6 +73,10 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// `Server::serve`), so that one stream cannot starve the others; what is
 /// left is reported again by the next `select` (level-triggered).
 const PASSES: usize = 64;
+/// Most full reads between two guesses that missed (`Guesses::may_hold_more`):
+/// bounds the reads that end in `EAGAIN` to one per this many messages when
+/// the peer's messages are as big as the buffer.
+const MAX_BACKOFF: u8 = 64;
 /// Key data of the listening socket; connections use their slot index.
 const LISTENER: u32 = u32::MAX;
 
@@ -281,85 +285,6 @@ mod sys {
     pub(crate) fn accept_nonblocking(listener: &OwnedFd) -> rustix::io::Result<OwnedFd> {
         prepare(rustix::net::accept(listener)?)
     }
-
-    /// Asks the kernel to say, with every read, how many bytes it still holds
-    /// for this connection (Linux's `TCP_INQ`, tcp(7)); false if it will not.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn want_inq(fd: &OwnedFd) -> bool {
-        use std::os::fd::AsRawFd;
-        let one: libc::c_int = 1;
-        // SAFETY: `fd` is an open socket while `fd` is borrowed, and the
-        // option value points to a live `c_int` of the length passed.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_INQ,
-                (&raw const one).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        r == 0
-    }
-
-    /// Elsewhere there is no such option: reads fall back to "a read that
-    /// filled what it was offered may have left more".
-    #[cfg(not(target_os = "linux"))]
-    pub(crate) fn want_inq(_fd: &OwnedFd) -> bool {
-        false
-    }
-
-    /// One read: the bytes read, and how many the kernel still holds after
-    /// it when `want_inq` was granted (its `TCP_CM_INQ`; non-zero also after
-    /// the peer's end of file, so that the caller reads once more and sees it).
-    /// No extra system call: the count comes back with the data (`recvmsg`).
-    #[cfg(target_os = "linux")]
-    pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8]) -> rustix::io::Result<(usize, Option<usize>)> {
-        use std::os::fd::AsRawFd;
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // Room for one control message carrying a `c_int`, aligned for `cmsghdr`.
-        let mut control = [0u64; 4];
-        // SAFETY: an all-zero `msghdr` is a valid value of the C struct (no
-        // name, no buffers, no control data) before we fill it in.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &raw mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = size_of_val(&control) as _;
-        // SAFETY: `msg` points to one iovec over `buf` (live, writable, of
-        // the length given) and to `control` (live, writable, of the length
-        // given); both outlive the call.
-        let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut msg, 0) };
-        if n < 0 {
-            return Err(rustix::io::Errno::from_raw_os_error(
-                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ));
-        }
-        let mut inq = None;
-        // SAFETY: `msg` is the header the kernel just filled in; the CMSG
-        // macros stay within `msg_control[..msg_controllen]`, and a
-        // `TCP_CM_INQ` message carries one `c_int` (read unaligned).
-        unsafe {
-            let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_TCP && (*cmsg).cmsg_type == libc::TCP_CM_INQ {
-                    let v = libc::CMSG_DATA(cmsg).cast::<libc::c_int>().read_unaligned();
-                    inq = Some(usize::try_from(v).unwrap_or(0));
-                }
-                cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
-            }
-        }
-        Ok((n as usize, inq))
-    }
-
-    /// One read; the kernel cannot tell here how much it still holds.
-    #[cfg(not(target_os = "linux"))]
-    pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8]) -> rustix::io::Result<(usize, Option<usize>)> {
-        rustix::net::recv(fd, buf, rustix::net::RecvFlags::empty()).map(|(n, _)| (n, None))
-    }
 }
 
 // ---- listening sockets ---------------------------------------------------
@@ -407,10 +332,60 @@ struct Conn {
     eof: bool,
     /// What the key is registered for.
     interest: Events,
-    /// The last read left bytes in the kernel (so reading again is not a
-    /// guess that would end in `EAGAIN`).
+    /// The last read filled all the room it was offered, so the kernel may
+    /// hold more (and `Guesses::may_hold_more` agreed to try).
     unread: bool,
+    guesses: Guesses,
     last_active: Instant,
+}
+
+/// How one connection's guesses that more waits to be read have fared.
+struct Guesses {
+    /// Full reads left before the next guess.
+    skip: u8,
+    /// The current wait between guesses, doubled by each one that missed.
+    backoff: u8,
+}
+
+/// A new connection starts as if a guess had just missed at the longest
+/// wait: most peers send requests, not streams, and a stream gets past the
+/// first `MAX_BACKOFF` full reads (1 MiB) in no time.
+impl Default for Guesses {
+    fn default() -> Self {
+        Guesses {
+            skip: MAX_BACKOFF,
+            backoff: MAX_BACKOFF,
+        }
+    }
+}
+
+impl Guesses {
+    /// A read filled all the room it was offered: is reading again (a guess,
+    /// no event says so) worth a system call? Yes, unless recent guesses
+    /// missed: a stream has more waiting, but a peer whose messages are as
+    /// big as the buffer (ping-pong) has not, and each miss is a read that
+    /// ends in `EAGAIN`. After a miss the next 1, 2, 4, ... up to
+    /// `MAX_BACKOFF` full reads go back to `select` instead (level-triggered,
+    /// it reports what is left at once); a guess that finds data resets it.
+    fn may_hold_more(&mut self) -> bool {
+        if self.skip == 0 {
+            true
+        } else {
+            self.skip -= 1;
+            false
+        }
+    }
+
+    /// A guessed read found data: keep guessing.
+    fn hit(&mut self) {
+        self.backoff = 0;
+    }
+
+    /// A guessed read found nothing.
+    fn missed(&mut self) {
+        self.backoff = self.backoff.saturating_mul(2).clamp(1, MAX_BACKOFF);
+        self.skip = self.backoff;
+    }
 }
 
 /// Counters a thread reports at shutdown.
@@ -466,6 +441,7 @@ impl Server {
                 eof: false,
                 interest: Events::READ,
                 unread: false,
+                guesses: Guesses::default(),
                 last_active: now,
             })
             .collect();
@@ -545,8 +521,6 @@ impl Server {
             };
             match sys::accept_nonblocking(&self.listener) {
                 Ok(fd) => {
-                    // Best effort: without it reads guess (see `serve`).
-                    let _ = sys::want_inq(&fd);
                     if self.sel.register(fd.as_fd(), Events::READ, slot).is_err() {
                         // Cannot happen with a free slot and a fresh fd; if
                         // it does, the connection is dropped (closed).
@@ -562,6 +536,7 @@ impl Server {
                         eof: false,
                         interest: Events::READ,
                         unread: false,
+                        guesses: Guesses::default(),
                         last_active: Instant::now(),
                     };
                     self.stats.accepted += 1;
@@ -604,13 +579,13 @@ impl Server {
     /// READ while there is room and no end of file, WRITE while data waits.
     ///
     /// One pass: one read into the free part of the buffer, then writes
-    /// until all is echoed or the socket would block. Another pass follows
-    /// only when the kernel still holds bytes for us, which the read itself
-    /// says (`TCP_INQ`, no extra system call), and nothing is stuck: so
-    /// ping-pong traffic costs one read and one write per message and no
-    /// read that ends in `EAGAIN`, while a stream is served for up to
-    /// `PASSES` buffers per `select`. Where the kernel cannot say, a read
-    /// that filled what it was offered counts as "maybe more".
+    /// until all is echoed or the socket would block. A read that got less
+    /// than the room it was offered has drained the socket (the kernel gives
+    /// all it holds, up to the room), so the pass ends the call: ping-pong
+    /// costs one read and one write per message, no read that ends in
+    /// `EAGAIN`. A read that filled the room may have left more: then
+    /// another pass follows (up to `PASSES` per `select`), unless guesses
+    /// like that have been missing (`Guesses::may_hold_more`).
     fn serve(&mut self, slot: usize, mask: Events) {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
@@ -621,10 +596,11 @@ impl Server {
         let buf = &mut self.slab[slot * BUF..][..BUF];
         c.last_active = Instant::now();
 
-        // Also read on a WRITE event when the last read left bytes behind:
-        // they are there (nobody else reads this socket), and the room the
-        // writes make can take them now instead of after another `select`.
+        // Also read on a WRITE event when the last read filled its room:
+        // the room the writes make can take the rest now.
         let mut read = mask.contains(Events::READ) || c.unread;
+        // Reading because no event said so.
+        let mut guess = !mask.contains(Events::READ);
         for _ in 0..PASSES {
             if read && !c.eof {
                 if c.end == BUF && c.start > 0 {
@@ -635,16 +611,24 @@ impl Server {
                 // A full buffer (backpressure) reads nothing and keeps `unread`.
                 if c.end < BUF {
                     let offered = BUF - c.end;
-                    match sys::recv(fd, &mut buf[c.end..]) {
+                    match recv(fd, &mut buf[c.end..], RecvFlags::empty()) {
                         Ok((0, _)) => {
                             c.eof = true;
                             c.unread = false;
                         }
-                        Ok((n, inq)) => {
+                        Ok((n, _)) => {
                             c.end += n;
-                            c.unread = inq.map_or(n == offered, |left| left > 0);
+                            if guess {
+                                c.guesses.hit();
+                            }
+                            c.unread = n == offered && c.guesses.may_hold_more();
                         }
-                        Err(Errno::AGAIN) => c.unread = false,
+                        Err(Errno::AGAIN) => {
+                            c.unread = false;
+                            if guess {
+                                c.guesses.missed();
+                            }
+                        }
                         Err(Errno::INTR) => c.unread = true,
                         Err(_) => return self.close(slot), // reset, or worse
                     }
@@ -670,6 +654,7 @@ impl Server {
                 break;
             }
             read = true;
+            guess = true;
         }
         if c.eof && c.end == 0 {
             // Half-closed and everything echoed: done.

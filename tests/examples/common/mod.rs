@@ -3,8 +3,8 @@
 //! `echod` (demos/src/bin/echod.rs), so that only the poller differs: one
 //! listening socket, a fixed table of connections each with a fixed 16 KiB
 //! buffer allocated at start-up, accept batches of 64, and echod's
-//! serving loop (`Conn::serve`: read and echo while that makes progress,
-//! asking the kernel with each read whether bytes are left, `TCP_INQ`). The
+//! serving loop (`Conn::serve`: read and echo while that makes progress; a
+//! short read means drained; see echod's `serve` and `Guesses`). The
 //! edge-triggered mio server keeps the read-until-`EAGAIN` loop that mio's
 //! documentation asks for (`Conn::pump`).
 //!
@@ -66,63 +66,6 @@ pub(crate) fn listener(port: u16) -> OwnedFd {
 /// Most read-and-echo passes per event in `Conn::serve` (as echod).
 pub(crate) const PASSES: usize = 64;
 
-/// Asks the kernel to say with every read how many bytes it still holds
-/// (`TCP_INQ`, tcp(7)); as echod, best effort.
-pub(crate) fn want_inq(fd: &OwnedFd) {
-    use std::os::fd::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: `fd` is an open socket while borrowed; the value points to a
-    // live `c_int` of the length passed.
-    let _ = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INQ,
-            (&raw const one).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-}
-
-/// echod's `sys::recv`: one `recvmsg`, and the kernel's `TCP_CM_INQ` (bytes
-/// it still holds) when `want_inq` took.
-pub(crate) fn recv_inq(fd: &OwnedFd, buf: &mut [u8]) -> rustix::io::Result<(usize, Option<usize>)> {
-    use std::os::fd::AsRawFd;
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut control = [0u64; 4];
-    // SAFETY: an all-zero `msghdr` is a valid value of the C struct.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &raw mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = size_of_val(&control) as _;
-    // SAFETY: `msg` points to one iovec over `buf` and to `control`, both
-    // live, writable and of the lengths given, for the whole call.
-    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut msg, 0) };
-    if n < 0 {
-        return Err(Errno::from_raw_os_error(
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-        ));
-    }
-    let mut inq = None;
-    // SAFETY: the header the kernel just filled in; the CMSG macros stay
-    // within the control buffer, and `TCP_CM_INQ` carries one `c_int`.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_TCP && (*cmsg).cmsg_type == libc::TCP_CM_INQ {
-                let v = libc::CMSG_DATA(cmsg).cast::<libc::c_int>().read_unaligned();
-                inq = Some(usize::try_from(v).unwrap_or(0));
-            }
-            cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
-        }
-    }
-    Ok((n as usize, inq))
-}
-
 /// Accepts one pending connection, non-blocking; `None` when none is
 /// pending (or it was aborted meanwhile: the caller just tries again later).
 pub(crate) fn accept(listener: &OwnedFd) -> Option<OwnedFd> {
@@ -150,8 +93,51 @@ pub(crate) struct Conn {
     /// because the socket had nothing more (an edge-triggered server must
     /// read again once there is room: no new edge will come for that data).
     pub(crate) stopped_full: bool,
-    /// The last read left bytes in the kernel (`serve`).
+    /// The last read filled its room and a guess for more is due (`serve`).
     pub(crate) unread: bool,
+    pub(crate) guesses: Guesses,
+}
+
+/// echod's `Guesses`: after a guessed read that found nothing, the next 1,
+/// 2, 4, ... up to `MAX_BACKOFF` full reads do not guess.
+pub(crate) struct Guesses {
+    skip: u8,
+    backoff: u8,
+}
+
+/// As echod's.
+pub(crate) const MAX_BACKOFF: u8 = 64;
+
+/// A new connection starts as if a guess had just missed at the longest
+/// wait: most peers send requests, not streams, and a stream gets past the
+/// first `MAX_BACKOFF` full reads (1 MiB) in no time.
+impl Default for Guesses {
+    fn default() -> Self {
+        Guesses {
+            skip: MAX_BACKOFF,
+            backoff: MAX_BACKOFF,
+        }
+    }
+}
+
+impl Guesses {
+    pub(crate) fn may_hold_more(&mut self) -> bool {
+        if self.skip == 0 {
+            true
+        } else {
+            self.skip -= 1;
+            false
+        }
+    }
+
+    pub(crate) fn hit(&mut self) {
+        self.backoff = 0;
+    }
+
+    pub(crate) fn missed(&mut self) {
+        self.backoff = self.backoff.saturating_mul(2).clamp(1, MAX_BACKOFF);
+        self.skip = self.backoff;
+    }
 }
 
 impl Conn {
@@ -167,6 +153,7 @@ impl Conn {
                 last_active: now,
                 stopped_full: false,
                 unread: false,
+                guesses: Guesses::default(),
             })
             .collect();
         // `calloc`-backed, like echod's: untouched pages cost nothing.
@@ -177,13 +164,14 @@ impl Conn {
 
     /// echod's `serve` (demos/src/bin/echod.rs, which explains it): passes of
     /// one read and writes until all is echoed or the socket would block,
-    /// repeated while the read said bytes are left and nothing is stuck, at
-    /// most `PASSES` times. Returns the interest wanted next, or `None` when
+    /// repeated while the read filled its room (and `Guesses` agrees) and
+    /// nothing is stuck, at most `PASSES` times. Returns the interest wanted next, or `None` when
     /// the connection is done and must be closed.
     pub(crate) fn serve(&mut self, buf: &mut [u8], readable: bool) -> Option<(bool, bool)> {
         let fd = self.fd.as_ref()?;
         self.last_active = Instant::now();
         let mut read = readable || self.unread;
+        let mut guess = !readable;
         for _ in 0..PASSES {
             if read && !self.eof {
                 if self.end == BUF && self.start > 0 {
@@ -193,16 +181,24 @@ impl Conn {
                 }
                 if self.end < BUF {
                     let offered = BUF - self.end;
-                    match recv_inq(fd, &mut buf[self.end..]) {
+                    match recv(fd, &mut buf[self.end..], RecvFlags::empty()) {
                         Ok((0, _)) => {
                             self.eof = true;
                             self.unread = false;
                         }
-                        Ok((n, inq)) => {
+                        Ok((n, _)) => {
                             self.end += n;
-                            self.unread = inq.map_or(n == offered, |left| left > 0);
+                            if guess {
+                                self.guesses.hit();
+                            }
+                            self.unread = n == offered && self.guesses.may_hold_more();
                         }
-                        Err(Errno::AGAIN) => self.unread = false,
+                        Err(Errno::AGAIN) => {
+                            self.unread = false;
+                            if guess {
+                                self.guesses.missed();
+                            }
+                        }
                         Err(Errno::INTR) => self.unread = true,
                         Err(_) => return None,
                     }
@@ -228,6 +224,7 @@ impl Conn {
                 break;
             }
             read = true;
+            guess = true;
         }
         if self.eof && self.end == 0 {
             return None;
