@@ -2,15 +2,16 @@
 # Benchmarks of issue 5: ioselect against a raw epoll loop, mio, polling and
 # Python's selectors. One command builds everything and prints the tables:
 #
-#   tests/bench/run.sh           # full: ~4-5 min on 2 cores; writes tests/bench/results/
+#   tests/bench/run.sh           # full: ~25 min on 2 cores (the echo bench ~20); writes tests/bench/results/
 #   tests/bench/run.sh --quick   # smoke (seconds once built): runs every harness and
 #                                # checks every byte and event; judges no speed; writes nothing;
 #                                # FAILS if echod makes more system calls per message than the
 #                                # raw epoll server on ping-pong (counted with strace, issue 13)
 #
 # Parts: tests/benches/select.rs (select cost, churn, size_of),
-# tests/benches/echo.rs (echo servers: CPU per message, messages/s, RTT,
-# bulk MB/s, peak RSS, binary sizes, echod's allocations, --threads 2), and,
+# tests/benches/echo.rs (echo servers incl. tokio: CPU per message, messages/s,
+# RTT, bulk MB/s, system calls per message by kind, peak RSS, binary sizes,
+# echod's allocations, --threads 2), and,
 # in the full run when valgrind is installed, user-space instructions per
 # operation from callgrind (tests/bench/results/instructions.md).
 set -eu

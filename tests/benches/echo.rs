@@ -1,5 +1,5 @@
-//! Benchmark (issue 5, items 3 to 5): echo servers side by side, driven by
-//! one Rust load generator.
+//! Benchmark (issue 5, items 3 to 5; issue 13): echo servers side by side,
+//! driven by one Rust load generator.
 //!
 //! ```text
 //! tests/bench/run.sh            # builds the servers, then runs this (and the select bench)
@@ -7,10 +7,12 @@
 //! ```
 //!
 //! Servers: ioselect's `echod` (demos), and the peers with echod's
-//! connection logic on a raw rustix epoll loop, mio and polling
-//! (`tests/examples/echo_*.rs`) and on Python's `selectors`
-//! (`tests/bench/echo_selectors.py`). Each is started once, pinned to the
-//! last CPU; the load generator pins itself to CPU 0.
+//! connection logic on a raw rustix epoll loop (twice: the second copy is an
+//! A/A control), mio and polling (`tests/examples/echo_*.rs`) and on
+//! Python's `selectors` (`tests/bench/echo_selectors.py`), and a plain tokio
+//! server (`echo_tokio.rs`) on the current-thread runtime and on the
+//! multi-thread runtime with 1 and 2 workers. Each is started once, pinned
+//! to the last CPU; the load generator pins itself to CPU 0.
 //!
 //! Workloads: C connections (1, 64, 1000) each doing ping-pong with S-byte
 //! messages (64 B, 16 KiB): send a message, wait for all of it to come back,
@@ -19,9 +21,15 @@
 //! per-connection pseudo-random stream). Per run: messages/s (or MB/s), the
 //! round-trip times' p50 and p99, and the server's CPU time (user + system,
 //! from `/proc/PID/task/*/schedstat`, ns) per message (or per MB). Runs are
-//! interleaved (each round runs every server once, in a fresh random order);
-//! reported are medians over rounds and the median of the per-round ratios
-//! of server CPU to the raw epoll server's.
+//! interleaved: a round is `--slices` passes, each running every server once
+//! in a fresh random order, and a server's round figure is its total over
+//! them; reported are medians over rounds and the median [p25–p75] of the
+//! per-round ratios of server CPU to the raw epoll server's.
+//!
+//! Before the timed rounds, each server's system calls by kind are counted
+//! over a fixed number of messages (`perf stat` on the syscall tracepoints,
+//! or `strace -c -f`), and the run fails if echod makes more per message
+//! than the raw epoll server on ping-pong (issue 13).
 //!
 //! On a 2-core machine the load generator and the server saturate both cores
 //! between them, so messages/s mostly measures the load generator; the
@@ -922,10 +930,10 @@ mod imp {
             .to_path_buf();
         let mut opts = Opts {
             quick: false,
-            rounds: 5,
-            slices: 1,
-            warmup: Duration::from_millis(200),
-            time: Duration::from_millis(600),
+            rounds: 7,
+            slices: 4,
+            warmup: Duration::from_millis(100),
+            time: Duration::from_millis(300),
             out: Some(root.join("tests/bench/results")),
             scaling: true,
             syscalls: true,
@@ -937,6 +945,7 @@ mod imp {
                 "--quick" => {
                     opts.quick = true;
                     opts.rounds = 1;
+                    opts.slices = 1;
                     opts.warmup = Duration::from_millis(20);
                     opts.time = Duration::from_millis(100);
                     opts.out = None;
@@ -1136,14 +1145,21 @@ mod imp {
                         // Counted as measured (it is in the round's total),
                         // and reported: a window with no echo at all.
                         if run.units == 0 {
-                            eprintln!("  {label}: {}: nothing echoed in one window", servers[s].name);
+                            eprintln!(
+                                "  {label}: {}: nothing echoed in one window",
+                                servers[s].name
+                            );
                             stalls.push(format!("{} ({label})", servers[s].name));
                         }
                         round[s].add(run);
                     }
                 }
                 for (s, run) in round.into_iter().enumerate() {
-                    assert!(run.units > 0, "{}: nothing echoed in a round", servers[s].name);
+                    assert!(
+                        run.units > 0,
+                        "{}: nothing echoed in a round",
+                        servers[s].name
+                    );
                     runs[s].push(run);
                 }
             }
@@ -1376,7 +1392,7 @@ mod imp {
                 items.push(format!("echod/{} {v:.3} (bound < 1{})", names[t], mark(ok)));
             }
             // Resolution: every ratio to the raw server spans at most 5%
-            // between its p25 and p75, and the A/A control's contains 1.
+            // between its p25 and p75, and the A/A control's lies within 1 ± 5%.
             let mut wide = Vec::new();
             for s in (0..names.len()).filter(|&s| s != raw) {
                 let (lo, _, hi) = r.cpu_ratio(s, raw);
@@ -1392,15 +1408,16 @@ mod imp {
                 format!("p25–p75 wider than 5%: {} (**missed**)", wide.join(", "))
             });
             if let Some(aa) = at("raw epoll (A/A)") {
+                // Two copies of one server: what is within this is noise.
                 let (lo, mid, hi) = r.cpu_ratio(aa, raw);
-                let ok = lo <= 1.0 && 1.0 <= hi;
+                let ok = lo >= 0.95 && hi <= 1.05;
                 all &= ok;
                 items.push(format!(
                     "A/A {mid:.3} [{lo:.3}–{hi:.3}]{}",
                     if ok {
-                        " contains 1"
+                        " within 1 ± 5%"
                     } else {
-                        " does not contain 1 (**missed**)"
+                        " not within 1 ± 5% (**missed**)"
                     }
                 ));
             }
