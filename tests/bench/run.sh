@@ -6,7 +6,7 @@
 #   tests/bench/run.sh --quick   # smoke (seconds once built): runs every harness and
 #                                # checks every byte and event; judges no speed; writes nothing;
 #                                # FAILS if echod makes more system calls per message than the
-#                                # raw epoll server on ping-pong (counted with strace, issue 13)
+#                                # raw epoll server on ping-pong (counted with perf or strace, issue 13)
 #
 # Parts: tests/benches/select.rs (select cost, churn, size_of),
 # tests/benches/echo.rs (echo servers incl. tokio: CPU per message, messages/s,

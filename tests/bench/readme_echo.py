@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Prints README.md's echo-server block from tests/bench/results/echo.md.
+
+    python3 tests/bench/readme_echo.py [tests/bench/results/echo.md]
+
+Every figure is copied from the generated results page, none is typed by
+hand: paste the output over the README's echo table and its paragraph.
+"""
+
+import re
+import sys
+
+path = sys.argv[1] if len(sys.argv) > 1 else "tests/bench/results/echo.md"
+md = open(path, encoding="utf-8").read()
+lines = md.splitlines()
+
+
+def table_after(heading):
+    """Rows (lists of cells) of the first table after a line starting with `heading`."""
+    rows, seen, started = [], False, False
+    for line in lines:
+        if not seen:
+            seen = line.startswith(heading)
+            continue
+        if line.startswith("|"):
+            started = True
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not set("".join(cells)) <= set("-: "):
+                rows.append(cells)
+        elif started:
+            break
+    return rows
+
+
+measured = re.search(r"Measured (\d{4}-\d\d-\d\d \d\d:\d\d UTC)", md).group(1)
+setup = re.search(r"; (\d+ rounds per cell, each of \d+ interleaved passes[^;]*?warm-up)", md)
+
+summary = table_after("### Summary")
+head, body = summary[0], summary[1:]
+order = [
+    "raw epoll",
+    "ioselect echod",
+    "mio",
+    "polling",
+    "tokio current-thread",
+    "tokio multi-thread, 1 worker",
+    "tokio multi-thread, 2 workers",
+    "Python selectors",
+    "raw epoll (A/A)",
+]
+shown = {
+    "raw epoll": "raw epoll",
+    "ioselect echod": "**echod** (ioselect)",
+    "mio": "mio",
+    "polling": "polling",
+    "tokio current-thread": "tokio, current-thread",
+    "tokio multi-thread, 1 worker": "tokio, multi-thread ×1",
+    "tokio multi-thread, 2 workers": "tokio, multi-thread ×2",
+    "Python selectors": "Python `selectors`",
+    "raw epoll (A/A)": "raw epoll again (A/A)",
+}
+cols = [head.index(n) for n in order if n in head]
+out = []
+out.append(
+    "| echo server CPU per message (per MB: stream), ratio to raw epoll, median [p25–p75] | "
+    + " | ".join(shown[head[c]] for c in cols)
+    + " |"
+)
+out.append("|---|" + "--:|" * len(cols))
+for r in body:
+    out.append("| " + r[0] + " | " + " | ".join(r[c] for c in cols) + " |")
+out.append("")
+
+# Targets, as the harness judged them.
+targets = [l for l in lines if l.startswith("- ") and ("echod/raw" in l or "echod/mio" in l)]
+ping = [l for l in targets if "bulk" not in l]
+bulk = [l for l in targets if "bulk" in l]
+
+
+def val(pattern, line):
+    m = re.search(pattern, line)
+    return float(m.group(1)) if m else None
+
+
+raw_ratios = [(val(r"echod/raw ([\d.]+)", l), l.split(":")[0][2:]) for l in ping]
+raw_met = sum(1 for v, _ in raw_ratios if v is not None and v <= 1.02)
+worst_raw = max(raw_ratios)
+tokio_pairs = []
+for l in targets:
+    label = l.split(":")[0][2:]
+    for name, v in re.findall(r"echod/(tokio [^ ]+(?: [^ ]+)*?) ([\d.]+) \(bound < 1", l):
+        tokio_pairs.append((float(v), name, label))
+tokio_met = sum(1 for v, _, _ in tokio_pairs if v < 1.0)
+worst_tokio = max(tokio_pairs)
+to_mio = val(r"echod/mio ([\d.]+)", bulk[0]) if bulk else None
+spread_ok = sum(1 for l in targets if "every p25–p75 within 5%" in l)
+aa = [re.search(r"A/A ([\d.]+) \[([\d.]+)–([\d.]+)\]", l) for l in targets]
+aa_ok = sum(1 for l in targets if "within 1 ± 5%" in l and "not within" not in l)
+aa_lo = min(float(m.group(2)) for m in aa if m)
+aa_hi = max(float(m.group(3)) for m in aa if m)
+wide = []
+for l in targets:
+    m = re.search(r"p25–p75 wider than 5%: (.*?) \(\*\*missed", l)
+    if m:
+        wide.append((l.split(":")[0][2:], m.group(1)))
+
+# System calls per message.
+calls = {}
+for r in table_after("### System calls per message"):
+    if len(r) == 9 and r[0] != "workload":
+        calls[(r[0], r[2])] = r
+
+
+def total(work, server):
+    r = calls.get((work, server))
+    return r[8].strip("*") if r else "?"
+
+
+def cell(work, server, i):
+    r = calls.get((work, server))
+    return r[i] if r else "?"
+
+
+foot = {r[0]: r for r in table_after("### Footprint") if r[0] != "server"}
+w1 = "C=1 S=64 B"
+w16 = "C=1 S=16 KiB"
+wb = "bulk stream, 1 connection"
+
+out.append(
+    f"Measured {measured} ({setup.group(1) if setup else 'see echo.md'}), on the same shared 2-CPU VM while other "
+    "jobs ran: figures are server CPU time per message, the load generator pinned to the other core. "
+    "The raw epoll, polling and echod servers share one serving loop (issue 13: keep reading and echoing "
+    "while that makes progress; a short read means drained; after a read that filled the buffer, guess that "
+    "more waits, backing off while guesses miss), so their ratios measure the poller; mio keeps its "
+    "read-until-`EAGAIN` idiom, tokio is its own `read`/`write_all` loop. "
+    f"Against issue 13's targets in this run: echod within 1.02× the raw server in {raw_met} of {len(ping)} "
+    f"ping-pong workloads (worst {worst_raw[0]:.3f}×, {worst_raw[1]}); on the bulk stream "
+    f"{to_mio:.3f}× mio's CPU per MB (bound 1.00); below tokio's CPU in {tokio_met} of {len(tokio_pairs)} "
+    f"(workload, runtime) pairs (worst {worst_tokio[0]:.3f}×, {worst_tokio[1]} at {worst_tokio[2]}); "
+    f"every ratio's p25–p75 within 5% in {spread_ok} of {len(targets)} workloads, and the A/A control "
+    f"within 1 ± 5% in {aa_ok} of {len(targets)} (its ranges span {aa_lo:.2f}–{aa_hi:.2f}: that much of any "
+    "difference is this machine's noise, not the servers'). "
+    "System calls, counted outside the timed runs, explain most of it: per ping-pong message at one "
+    f"connection echod makes {total(w1, 'ioselect echod')} (64 B) and {total(w16, 'ioselect echod')} (16 KiB), "
+    f"as many as the raw server ({total(w1, 'raw epoll')}, {total(w16, 'raw epoll')}; `run.sh --quick` fails "
+    f"if echod makes more), mio {total(w1, 'mio')} and {total(w16, 'mio')} (one read per message ends in "
+    f"`EAGAIN`), tokio current-thread {total(w1, 'tokio current-thread')} and {total(w16, 'tokio current-thread')}; "
+    f"per MB of the stream echod {total(wb, 'ioselect echod')} ({cell(wb, 'ioselect echod', 3)} `epoll_wait`), "
+    f"mio {total(wb, 'mio')} ({cell(wb, 'mio', 3)}), tokio current-thread {total(wb, 'tokio current-thread')} "
+    f"({cell(wb, 'tokio current-thread', 3)}). "
+    "Where the counts are equal, what is left is the kernel's own variation from round to round "
+    "([echo-profile.md](tests/bench/results/echo-profile.md)). "
+    f"Footprint after all runs: echod {foot['ioselect echod'][1]} peak RSS, {foot['ioselect echod'][2]} stripped; "
+    f"tokio (multi-thread ×2) {foot['tokio multi-thread, 2 workers'][1]}, {foot['tokio multi-thread, 2 workers'][2]}; "
+    f"raw epoll {foot['raw epoll'][1]}, {foot['raw epoll'][2]}. "
+    "Full tables (messages/s, RTT, every system call count, the verdicts): "
+    "[echo.md](tests/bench/results/echo.md)."
+)
+if wide:
+    out.append("")
+    out.append(
+        "Ranges wider than 5% in this run: "
+        + "; ".join(f"{w}: {r}" for w, r in wide)
+        + "."
+    )
+print("\n".join(out))
