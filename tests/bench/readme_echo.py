@@ -138,9 +138,9 @@ out.append(
     f"{to_mio:.3f}× mio's CPU per MB (bound 1.00); below tokio's CPU in {tokio_met} of {len(tokio_pairs)} "
     f"(workload, runtime) pairs (worst {worst_tokio[0]:.3f}×, {worst_tokio[1]} at {worst_tokio[2]}); "
     f"every ratio's p25–p75 within 5% in {spread_ok} of {len(targets)} workloads, and the A/A control "
-    f"within 1 ± 5% in {aa_ok} of {len(targets)} (its ranges span {aa_lo:.2f}–{aa_hi:.2f}: that much of any "
-    "difference is this machine's noise, not the servers'). "
-    "System calls, counted outside the timed runs, explain most of it: per ping-pong message at one "
+    f"within 1 ± 5% in {aa_ok} of {len(targets)} (its p25–p75 ranges reach from {aa_lo:.2f} to {aa_hi:.2f}: "
+    "two copies of one server differ that much here). "
+    "System calls, counted outside the timed runs: per ping-pong message at one "
     f"connection echod makes {total(w1, 'ioselect echod')} (64 B) and {total(w16, 'ioselect echod')} (16 KiB), "
     f"as many as the raw server ({total(w1, 'raw epoll')}, {total(w16, 'raw epoll')}; `run.sh --quick` fails "
     f"if echod makes more), mio {total(w1, 'mio')} and {total(w16, 'mio')} (one read per message ends in "
@@ -148,8 +148,6 @@ out.append(
     f"per MB of the stream echod {total(wb, 'ioselect echod')} ({cell(wb, 'ioselect echod', 3)} `epoll_wait`), "
     f"mio {total(wb, 'mio')} ({cell(wb, 'mio', 3)}), tokio current-thread {total(wb, 'tokio current-thread')} "
     f"({cell(wb, 'tokio current-thread', 3)}). "
-    "Where the counts are equal, what is left is the kernel's own variation from round to round "
-    "([echo-profile.md](tests/bench/results/echo-profile.md)). "
     f"Footprint after all runs: echod {foot['ioselect echod'][1]} peak RSS, {foot['ioselect echod'][2]} stripped; "
     f"tokio (multi-thread ×2) {foot['tokio multi-thread, 2 workers'][1]}, {foot['tokio multi-thread, 2 workers'][2]}; "
     f"raw epoll {foot['raw epoll'][1]}, {foot['raw epoll'][2]}. "
@@ -157,10 +155,6 @@ out.append(
     "[echo.md](tests/bench/results/echo.md)."
 )
 if wide:
-    out.append("")
-    out.append(
-        "Ranges wider than 5% in this run: "
-        + "; ".join(f"{w}: {r}" for w, r in wide)
-        + "."
-    )
+    n = sum(len(re.findall(r"\d–\d", r)) for _, r in wide)
+    out[-1] += f" Ratios whose p25–p75 spans more than 5%: {n} (listed in echo.md's targets)."
 print("\n".join(out))
