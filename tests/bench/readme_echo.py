@@ -121,6 +121,7 @@ def cell(work, server, i):
     return r[i] if r else "?"
 
 
+allocs = re.search(r"allocations after start-up, over all the runs above[^:]*: (\S+)", md).group(1)
 foot = {r[0]: r for r in table_after("### Footprint") if r[0] != "server"}
 w1 = "C=1 S=64 B"
 w16 = "C=1 S=16 KiB"
@@ -150,7 +151,7 @@ out.append(
     f"({cell(wb, 'tokio current-thread', 3)}). "
     f"Footprint after all runs: echod {foot['ioselect echod'][1]} peak RSS, {foot['ioselect echod'][2]} stripped; "
     f"tokio (multi-thread ×2) {foot['tokio multi-thread, 2 workers'][1]}, {foot['tokio multi-thread, 2 workers'][2]}; "
-    f"raw epoll {foot['raw epoll'][1]}, {foot['raw epoll'][2]}. "
+    f"raw epoll {foot['raw epoll'][1]}, {foot['raw epoll'][2]}; echod's heap allocations after start-up: {allocs}. "
     "Full tables (messages/s, RTT, every system call count, the verdicts): "
     "[echo.md](tests/bench/results/echo.md)."
 )

@@ -1635,7 +1635,10 @@ mod imp {
     /// Two horizontal bar charts by hand: server CPU per message (ratio to the
     /// raw epoll server) and messages/s, per workload and server.
     fn svg(rows: &[Row], names: &[&str]) -> String {
-        let colors = ["#7f7f7f", "#1f77b4", "#2ca02c", "#d62728", "#9467bd"];
+        let colors = [
+            "#7f7f7f", "#bcbd22", "#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#e377c2", "#8c564b",
+            "#9467bd",
+        ];
         let (left, width, bar_h) = (190.0, 300.0, 10.0);
         let group_h = names.len() as f64 * bar_h + 8.0;
         let height = rows.len() as f64 * group_h + 80.0;
@@ -1643,7 +1646,7 @@ mod imp {
         let _ = writeln!(
             s,
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="9">"#,
-            left + 2.0 * width + 380.0
+            (left + 2.0 * width + 380.0).max(left + names.len() as f64 * 150.0)
         );
         let _ = writeln!(
             s,
@@ -1715,7 +1718,7 @@ mod imp {
                 lxp + 12.0,
                 height - 12.0
             );
-            lxp += 110.0;
+            lxp += 150.0;
         }
         let _ = writeln!(s, "</svg>");
         s
