@@ -1639,7 +1639,7 @@ mod imp {
             "#7f7f7f", "#bcbd22", "#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#e377c2", "#8c564b",
             "#9467bd",
         ];
-        let (left, width, bar_h) = (190.0, 300.0, 10.0);
+        let (left, width, bar_h): (f64, f64, f64) = (190.0, 300.0, 10.0);
         let group_h = names.len() as f64 * bar_h + 8.0;
         let height = rows.len() as f64 * group_h + 80.0;
         let mut s = String::new();
