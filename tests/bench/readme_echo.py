@@ -155,6 +155,53 @@ out.append(
     "Full tables (messages/s, RTT, every system call count, the verdicts): "
     "[echo.md](tests/bench/results/echo.md)."
 )
+# Each miss beside the system calls of the two servers compared, and the A/A
+# control of the same workload.
+aa_of = {}
+for l in targets:
+    m = re.search(r"A/A ([\d.]+) \[([\d.]+)–([\d.]+)\]", l)
+    if m:
+        aa_of[l.split(":")[0][2:]] = f"{float(m.group(1)):.3f}× [{m.group(2)}–{m.group(3)}]"
+misses = []
+not_more = True
+
+
+def fewer(a, b):
+    try:
+        return float(a) <= float(b)
+    except ValueError:
+        return False
+
+
+for v, label in raw_ratios:
+    if v is not None and v > 1.02:
+        not_more &= fewer(total(label, "ioselect echod"), total(label, "raw epoll"))
+        misses.append(
+            f"{v:.3f}× the raw server at {label} with {total(label, 'ioselect echod')} system calls per "
+            f"message against its {total(label, 'raw epoll')}"
+        )
+if to_mio is not None and to_mio > 1.0:
+    not_more &= fewer(total(wb, "ioselect echod"), total(wb, "mio"))
+    misses.append(
+        f"{to_mio:.3f}× mio on the stream with {total(wb, 'ioselect echod')} system calls per MB against "
+        f"its {total(wb, 'mio')}"
+    )
+for v, name, label in tokio_pairs:
+    if v >= 1.0:
+        not_more &= fewer(total(label, "ioselect echod"), total(label, name))
+        misses.append(
+            f"{v:.3f}× {name} at {label} with {total(label, 'ioselect echod')} against its {total(label, name)}"
+        )
+if misses:
+    where = sorted({lab for lab in aa_of if any(lab in m for m in misses)})
+    out[-1] += (
+        " Where echod misses a bound"
+        + (", it makes no more system calls than the server it is compared with: " if not_more else ": ")
+        + "; ".join(misses)
+        + "; the A/A control (two copies of one server) in the same rows: "
+        + "; ".join(f"{lab} {aa_of[lab]}" for lab in where)
+        + "."
+    )
 if wide:
     n = sum(len(re.findall(r"\d–\d", r)) for _, r in wide)
     out[-1] += f" Ratios whose p25–p75 spans more than 5%: {n} (listed in echo.md's targets)."
