@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Prints README.md's echo-server block from tests/bench/results/echo.md.
+"""Prints the echo-server block of tests/bench/results/README.md from echo.md.
 
     python3 tests/bench/readme_echo.py [tests/bench/results/echo.md]
 
 Every figure is copied from the generated results page, none is typed by
-hand: paste the output over the README's echo table and its paragraph.
+hand: paste the output over that page's echo table and its paragraph.
 """
 
 import re
@@ -153,7 +153,7 @@ out.append(
     f"tokio (multi-thread ×2) {foot['tokio multi-thread, 2 workers'][1]}, {foot['tokio multi-thread, 2 workers'][2]}; "
     f"raw epoll {foot['raw epoll'][1]}, {foot['raw epoll'][2]}; echod's heap allocations after start-up: {allocs}. "
     "Full tables (messages/s, RTT, every system call count, the verdicts): "
-    "[echo.md](tests/bench/results/echo.md)."
+    "[echo.md](echo.md)."
 )
 # Each miss beside the system calls of the two servers compared, and the A/A
 # control of the same workload.
