@@ -79,49 +79,45 @@ impl<T> SelectorKey<T> {
 /// ```
 #[derive(Debug)]
 pub struct KeyMut<'a, T> {
-    fd: RawFd,
-    events: Events,
-    data: &'a mut T,
+    // Private: only the accessors below reach the key, and none of them
+    // can replace it or change its fd or events.
+    key: &'a mut SelectorKey<T>,
 }
 
 impl<'a, T> KeyMut<'a, T> {
     #[inline]
     pub(crate) fn new(key: &'a mut SelectorKey<T>) -> Self {
-        Self {
-            fd: key.fd,
-            events: key.events,
-            data: &mut key.data,
-        }
+        Self { key }
     }
 
     /// The registered file descriptor.
     #[inline]
     pub fn fd(&self) -> RawFd {
-        self.fd
+        self.key.fd
     }
 
     /// The events this key is registered for.
     #[inline]
     pub fn events(&self) -> Events {
-        self.events
+        self.key.events
     }
 
     /// The user data.
     #[inline]
     pub fn data(&self) -> &T {
-        self.data
+        &self.key.data
     }
 
     /// Mutable access to the user data.
     #[inline]
     pub fn data_mut(&mut self) -> &mut T {
-        self.data
+        &mut self.key.data
     }
 
     /// The mutable data, for as long as the key was borrowed.
     #[inline]
     pub fn into_data_mut(self) -> &'a mut T {
-        self.data
+        &mut self.key.data
     }
 }
 

@@ -105,6 +105,8 @@ pub struct KeyMapIn<T, S: Storage<T>> {
     len: u32,
     /// Bits of a token that hold the slot index.
     shift: u32,
+    /// `(1 << shift) - 1`: a token's index bits.
+    index_mask: u64,
     /// The tag of the next registration (a registration counter).
     serial: u64,
     _data: PhantomData<T>,
@@ -134,6 +136,7 @@ impl<T, const N: usize> KeyMapIn<T, [Slot<T>; N]> {
             free: NIL,
             len: 0,
             shift: index_bits(N as u32),
+            index_mask: (1u64 << index_bits(N as u32)) - 1,
             serial: 0,
             _data: PhantomData,
         }
@@ -167,6 +170,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
             free: NIL,
             len: 0,
             shift: index_bits(cap),
+            index_mask: (1u64 << index_bits(cap)) - 1,
             serial: 0,
             _data: PhantomData,
         }
@@ -243,7 +247,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
     /// The slot a token names, if that registration is still the current one.
     #[inline]
     pub(crate) fn slot_of(&self, token: Token) -> Option<(usize, &SelectorKey<T>)> {
-        let index = (token.0 & ((1u64 << self.shift) - 1)) as usize;
+        let index = (token.0 & self.index_mask) as usize;
         // Fresh slots (at `used` and above) and vacant ones have no key.
         let slot = self.slots.as_ref().get(index)?;
         // Tags are stored masked; a vacant slot keeps its last tag.

@@ -3,6 +3,8 @@
 # Python's selectors. One command builds everything and prints the tables:
 #
 #   tests/bench/run.sh           # full: ~25 min on 2 cores (the echo bench ~20); writes tests/bench/results/
+#   tests/bench/run.sh --select  # the select bench and the callgrind counts only (~1 min):
+#                                # rewrites select.md, instructions.md and the README's speed table
 #   tests/bench/run.sh --quick   # smoke (seconds once built): runs every harness and
 #                                # checks every byte and event; judges no speed; writes nothing;
 #                                # FAILS if echod makes more system calls per message than the
@@ -17,10 +19,12 @@
 set -eu
 cd "$(dirname "$0")/../.."
 mode=""
+only_select=""
 case "${1:-}" in
     --quick) mode=--quick ;;
+    --select) only_select=1 ;;
     "") ;;
-    *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick | --select]" >&2; exit 2 ;;
 esac
 
 # The echo bench counts system calls with strace (issue 13).
@@ -37,7 +41,7 @@ cargo bench -q -p ioselect-tests --bench select --no-run
 cargo bench -q -p ioselect-tests --bench echo --no-run
 
 cargo bench -q -p ioselect-tests --bench select -- $mode
-cargo bench -q -p ioselect-tests --bench echo -- $mode
+[ -n "$only_select" ] || cargo bench -q -p ioselect-tests --bench echo -- $mode
 
 if [ -z "$mode" ] && command -v valgrind >/dev/null 2>&1; then
     # Instructions per operation, user space only: the difference of two
