@@ -84,4 +84,5 @@ fi
 # The README's speed table is generated from select.md: keep it in step.
 if [ -z "$mode" ]; then
     python3 docs/readme-figures.py --write
+    [ -n "$only_select" ] || python3 tests/bench/readme_echo.py --write-readme
 fi
