@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Size figures of demos/firmware/README.md: .text, .rodata and static RAM
+# Size figures of demos/firmware/README.md: .text and static RAM
 # (.data + .bss + .uninit) of `loop-ioselect` (a small event loop written with
 # ioselect) and `loop-hand` (the same loop by hand), for the three machines,
 # from the release builds in target/. The selector itself lives on main's
@@ -45,8 +45,10 @@ PY
   done
   exit $status
 fi
-printf '| machine (target) | loop | .text | .rodata | static RAM | selector (stack) |\n'
-printf '|---|---|---:|---:|---:|---:|\n'
+# No .rodata column: it holds the build's source paths (panic locations), so
+# it changes with the folder the repository is cloned into.
+printf '| machine (target) | loop | .text | static RAM | selector (stack) |\n'
+printf '|---|---|---:|---:|---:|\n'
 for m in lm3s6965evb:thumbv7m-none-eabi:arm-none-eabi-size \
          microbit:thumbv6m-none-eabi:arm-none-eabi-size \
          virt:riscv32imac-unknown-none-elf:riscv64-unknown-elf-size; do
@@ -54,7 +56,7 @@ for m in lm3s6965evb:thumbv7m-none-eabi:arm-none-eabi-size \
   declare -A text=() ram=()
   for loop in loop-hand loop-ioselect; do
     elf=target/$target/release/$loop
-    read -r t r d <<<"$("$size" -A "$elf" | awk '
+    read -r t _ d <<<"$("$size" -A "$elf" | awk '
       $1 == ".text" { t = $2 } $1 == ".rodata" { r = $2 }
       $1 == ".data" || $1 == ".bss" || $1 == ".uninit" { d += $2 }
       END { print t + 0, r + 0, d + 0 }')"
@@ -64,10 +66,10 @@ for m in lm3s6965evb:thumbv7m-none-eabi:arm-none-eabi-size \
       [ -n "$sel" ] || { echo "sizes.sh: no selector size from $elf" >&2; exit 1; }
     fi
     text[$loop]=$t ram[$loop]=$d
-    printf '| %s (`%s`) | `%s` | %s | %s | %s | %s |\n' "$machine" "$target" "$loop" \
-      "$(printf "%'d" "$t")" "$(printf "%'d" "$r")" "$(printf "%'d" "$d")" "$sel"
+    printf '| %s (`%s`) | `%s` | %s | %s | %s |\n' "$machine" "$target" "$loop" \
+      "$(printf "%'d" "$t")" "$(printf "%'d" "$d")" "$sel"
   done
-  printf '| | difference | %+d | | %+d | |\n' \
+  printf '| | difference | %+d | %+d | |\n' \
     $(( text[loop-ioselect] - text[loop-hand] )) $(( ram[loop-ioselect] - ram[loop-hand] ))
   unset text ram
 done
