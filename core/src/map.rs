@@ -93,7 +93,9 @@ pub type KeyMap<T, const N: usize> = KeyMapIn<T, [Slot<T>; N]>;
 /// while registered lives on in a `dup`: see
 /// [`Error::StaleRegistration`]).
 ///
-/// Memory: `capacity * size_of::<Slot<T>>()` plus 32 bytes.
+/// Memory: `capacity * size_of::<Slot<T>>()` for the slots (inline, or
+/// wherever the storage lives) plus 40 bytes of bookkeeping on 64-bit
+/// targets.
 pub struct KeyMapIn<T, S: Storage<T>> {
     slots: S,
     /// Usable slots: `slots.len()`, at most `NIL - 1`.
