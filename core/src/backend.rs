@@ -26,11 +26,15 @@ use crate::{Error, Events, OsError, RawFd, Token};
 /// - `delete` succeeds when the source is no longer watched afterwards,
 ///   including when the kernel does not know it (`ENOENT`: the number was
 ///   closed and now names another file): Python's selectors succeed too.
-/// - [`forget`](Self::forget) is told of a key whose fd the application
-///   closed while it was registered; it makes no kernel call.
-/// - A backend's own registrations (a waker's) are made under
-///   [`Token::INTERNAL`] on fds it owns and never hands out, so no
-///   `add`, `modify` or `delete` of an application's source can reach them.
+/// - [`delete_closed`](Self::delete_closed) is told of a key whose fd the
+///   application says it closed while it was registered: the fd cannot be
+///   borrowed, and its number may name another file by now.
+/// - Tokens: a backend stores [`Token::get`] with the registration and hands
+///   that raw value back, unchanged, with each event. It never makes up a
+///   token of its own but a [reserved](Token::reserved) one: its own
+///   registrations (a waker's) are made under [`Token::INTERNAL`] on fds it
+///   owns and never hands out, so no `add`, `modify` or `delete` of an
+///   application's source can reach them.
 /// - `wait` stores the events in the backend's own fixed-size buffer and
 ///   returns how many it stored; [`event`](Self::event) reads them back until
 ///   the next `wait`. A token appears at most once per `wait` (merge read and
@@ -44,8 +48,13 @@ use crate::{Error, Events, OsError, RawFd, Token};
 ///   time ran out. An interrupted wait (`EINTR`) is retried with the time
 ///   that is left, never reported. A backend without a clock refuses a
 ///   positive timeout with [`Error::NoClock`] rather than return early.
-/// - Events tagged [`Token::INTERNAL`] (a backend's own waker, say) are
-///   allowed: the selector never delivers them.
+/// - Events tagged with a reserved token ([`Token::INTERNAL`]: a backend's
+///   own waker, say) are allowed: the selector never delivers them.
+/// - Every event a `wait` returns belongs to a registration the backend
+///   holds at that moment: one the selector added and has not deleted (or
+///   reported closed), or a reserved one. The selector reads any other as a
+///   registration the kernel kept for a key it no longer has
+///   ([`Error::StaleRegistration`]).
 ///
 /// # Example
 /// A complete backend for a world where every watched fd is always ready for
@@ -58,7 +67,7 @@ use crate::{Error, Events, OsError, RawFd, Token};
 /// #[derive(Default)]
 /// struct AlwaysReady {
 ///     watched: heapless::Vec<(RawFd, Events, Token), 8>,
-///     ready: heapless::Vec<(Token, Events), 8>,
+///     ready: heapless::Vec<(u64, Events), 8>,
 /// }
 ///
 /// impl AlwaysReady {
@@ -89,16 +98,17 @@ use crate::{Error, Events, OsError, RawFd, Token};
 ///     fn wait(&mut self, _timeout: Option<Duration>) -> Result<usize, Error> {
 ///         self.ready.clear();
 ///         for &(_, events, token) in &self.watched {
-///             let _ = self.ready.push((token, events));
+///             let _ = self.ready.push((token.get(), events));
 ///         }
 ///         Ok(self.ready.len())
 ///     }
-///     fn event(&self, index: usize) -> Option<(Token, Events)> {
+///     fn event(&self, index: usize) -> Option<(u64, Events)> {
 ///         self.ready.get(index).copied()
 ///     }
 /// }
 ///
 /// let mut sel: Selector<AlwaysReady, &str, 8> = Selector::new(AlwaysReady::default());
+/// // Keys are made by the selector, which hands the backend their tokens.
 /// sel.register(3, Events::READ, "three")?;
 /// sel.register(4, Events::READ | Events::WRITE, "four")?;
 /// sel.select(Some(Duration::ZERO))?;
@@ -160,13 +170,19 @@ pub trait Backend {
         token: Token,
     ) -> Result<(), OsError>;
 
-    /// The application closed `fd` while it was registered for `events`
-    /// under `token` ([`Selector::unregister_closed`](crate::Selector::unregister_closed)):
-    /// drop whatever the backend keeps for it. It makes no kernel call, since
-    /// the number may name another file by now. The default does nothing:
-    /// closing an fd already removed it from epoll's and kqueue's interest
-    /// sets (epoll: unless a `dup` keeps the open file alive).
-    fn forget(&mut self, fd: RawFd, events: Events, token: Token) {
+    /// The application says it closed `fd` while it was registered for
+    /// `events` under `token`
+    /// ([`Selector::unregister_closed`](crate::Selector::unregister_closed)):
+    /// remove whatever is left of that registration, without an fd to
+    /// borrow. The number may be open still (the application was wrong, or
+    /// is about to close it), or name another file by now; a backend that
+    /// makes a kernel call here must touch no registration but the one the
+    /// number names, and never its own. It cannot fail: what cannot be
+    /// removed (epoll: an open file that lives on in a `dup` under a closed
+    /// number) shows up as events the selector reports as
+    /// [`Error::StaleRegistration`]. The default does nothing: closing the
+    /// last fd of a file removed it from epoll's and kqueue's interest sets.
+    fn delete_closed(&mut self, fd: RawFd, events: Events, token: Token) {
         let _ = (fd, events, token);
     }
 
@@ -179,9 +195,10 @@ pub trait Backend {
     /// never `EINTR`, never a timeout (that is `Ok(0)`).
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error>;
 
-    /// The token and readiness of event `index` of the last `wait`, or `None`
-    /// when `index` is not below the count that `wait` returned.
-    fn event(&self, index: usize) -> Option<(Token, Events)>;
+    /// The raw token ([`Token::get`]) and readiness of event `index` of the
+    /// last `wait`, or `None` when `index` is not below the count that
+    /// `wait` returned.
+    fn event(&self, index: usize) -> Option<(u64, Events)>;
 }
 
 /// A backend that opens its kernel object without arguments: the OS

@@ -85,16 +85,24 @@ pub enum Error {
     InvalidFd,
     /// The key table holds its full capacity `N` already.
     Full,
-    /// `register` of an fd the table does not know, which the kernel already
-    /// watches (epoll's `EEXIST`): an fd with this number was closed while it
-    /// was registered (or removed with
-    /// [`unregister_closed`](crate::Selector::unregister_closed)) while a
-    /// `dup` of it, or a child process, kept its open file alive, and this is
-    /// that same open file again. epoll keeps watching such a file, under
-    /// the old key's token: its events are dropped as stale but still end
-    /// every `select`. [`rebuild`](crate::SelectorIn::rebuild) starts a fresh
-    /// kernel object without it.
+    /// The kernel watches a file for a key the table no longer has, and
+    /// the selector cannot remove it: an fd was closed while registered
+    /// (then [`unregister_closed`](crate::Selector::unregister_closed)) while
+    /// a `dup` of it, or a child process, kept its open file alive. epoll
+    /// keeps watching such a file under the old key's token, and nothing but
+    /// the closed fd can name it to `epoll_ctl`.
+    ///
+    /// [`select`](crate::Selector::select) returns it (without waiting) once
+    /// such a registration has ended a wait: its events are never delivered,
+    /// but they would end every `select`, a busy loop. `register` returns it
+    /// when the kernel refuses to take the registration over.
+    /// [`rebuild`](crate::SelectorIn::rebuild) starts a fresh kernel object
+    /// without it.
     StaleRegistration,
+    /// Storage for a key table with no slots (`Vec::with_capacity(n)` is
+    /// empty: make its slots, e.g. `iter::repeat_with(Slot::new).take(n)`),
+    /// or with more than `u32::MAX - 1`.
+    InvalidCapacity,
     /// A `select` with a positive timeout on a backend that has no clock to
     /// measure it: a [`SoftBackend`](crate::SoftBackend) whose
     /// [`Platform`](crate::Platform) answers [`now`](crate::Platform::now)
@@ -114,9 +122,12 @@ impl fmt::Display for Error {
             Self::InvalidFd => f.write_str("invalid file descriptor"),
             Self::Full => f.write_str("selector key table is full"),
             Self::StaleRegistration => f.write_str(
-                "the kernel still watches this open file for a key closed while registered",
+                "the kernel watches a file for a key closed while registered; rebuild the selector",
             ),
             Self::NoClock => f.write_str("timed select on a backend without a clock"),
+            Self::InvalidCapacity => {
+                f.write_str("the key table's storage has no slots, or more than u32::MAX - 1")
+            }
             Self::Os(e) => fmt::Display::fmt(e, f),
         }
     }
@@ -137,7 +148,9 @@ impl Error {
         match self {
             Self::AlreadyRegistered | Self::StaleRegistration => ErrorKind::AlreadyExists,
             Self::NotRegistered => ErrorKind::NotFound,
-            Self::InvalidEvents | Self::InvalidFd => ErrorKind::InvalidInput,
+            Self::InvalidEvents | Self::InvalidFd | Self::InvalidCapacity => {
+                ErrorKind::InvalidInput
+            }
             Self::Full => ErrorKind::OutOfMemory,
             Self::NoClock => ErrorKind::Unsupported,
             Self::Os(e) => std::io::Error::from_raw_os_error(e.raw()).kind(),

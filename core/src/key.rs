@@ -121,22 +121,82 @@ impl<'a, T> KeyMut<'a, T> {
     }
 }
 
-/// The opaque tag a backend stores with each kernel registration and hands
-/// back with each readiness event.
+/// The opaque tag a backend stores with each kernel registration; the raw
+/// value ([`get`](Self::get)) comes back with each readiness event.
 ///
-/// It packs a slot index of the key table and a tag that numbers the
-/// registration, so an event that was queued for a key which has since been
-/// unregistered (and whose slot or fd number may be in use again) is
-/// recognised as stale and never delivered (see
-/// [`KeyMapIn`](crate::KeyMapIn) for how long that holds). Backends store and
-/// return it unchanged.
+/// A token made by the selector packs a slot index of the key table and a
+/// tag that numbers the registration, so an event that was queued for a key
+/// which has since been unregistered (and whose slot or fd number may be in
+/// use again) is recognised as stale and never delivered (see
+/// [`KeyMapIn`](crate::KeyMapIn) for how long that holds).
+///
+/// Only the selector makes tokens that name keys: there is no public
+/// constructor for them, so no caller can register a file under another
+/// key's token through a [`Backend`](crate::Backend) (see
+/// [`SelectorIn::new`](crate::SelectorIn::new)). Anyone may make a
+/// [`reserved`](Self::reserved) token, which never names a key: for a
+/// backend's own registrations (a waker's, [`Token::INTERNAL`]) and for
+/// tests of a backend on its own.
+///
+/// ```compile_fail
+/// // A key's token cannot be made up outside the selector.
+/// let forged = ioselect_core::Token(0);
+/// ```
+///
+/// ```
+/// use ioselect_core::Token;
+/// let own = Token::reserved(7);
+/// assert!(own.is_reserved() && Token::INTERNAL.is_reserved());
+/// assert_ne!(own, Token::reserved(8));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(transparent)]
-pub struct Token(pub u64);
+pub struct Token(u64);
 
 impl Token {
-    /// A token that never names a key. Backends use it for their own internal
-    /// registrations (a waker, say); the selector skips its events.
+    /// The bit set in every [`reserved`](Self::reserved) token and in no
+    /// token the selector makes for a key.
+    const RESERVED: u64 = 1 << 63;
+
+    /// The reserved token backends use for their own registrations (a
+    /// waker's); the selector never delivers its events.
     pub const INTERNAL: Self = Self(u64::MAX);
+
+    /// A token that never names a key, numbered `n` (only the low 63 bits of
+    /// `n` count): the selector drops every event that carries it.
+    #[inline]
+    #[must_use]
+    pub const fn reserved(n: u64) -> Self {
+        Self(n | Self::RESERVED)
+    }
+
+    /// True for a [`reserved`](Self::reserved) token, which names no key.
+    #[inline]
+    #[must_use]
+    pub const fn is_reserved(self) -> bool {
+        Self::is_raw_reserved(self.0)
+    }
+
+    /// True when the raw value `raw` is that of a reserved token.
+    #[inline]
+    pub(crate) const fn is_raw_reserved(raw: u64) -> bool {
+        raw & Self::RESERVED != 0
+    }
+
+    /// The raw value a backend stores in the kernel (epoll's `data`,
+    /// kqueue's `udata`) and hands back from
+    /// [`Backend::event`](crate::Backend::event), unchanged.
+    #[inline]
+    #[must_use]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// A key's token: the selector's alone. `raw` never has the reserved
+    /// bit (the key table keeps tags below it).
+    #[inline]
+    pub(crate) const fn key(raw: u64) -> Self {
+        Self(raw)
+    }
 }

@@ -20,12 +20,23 @@
 //! stale events) is decided here, before any kernel call, so every backend
 //! behaves the same.
 //!
+//! ## Dependencies
+//! - [`bitflags`](https://docs.rs/bitflags): the [`Events`] mask.
+//! - [`defmt`](https://docs.rs/defmt) (optional): `defmt::Format` for the
+//!   public types and debug logs of refused calls, for embedded users.
+//!
+//! Nothing else: the key table is a hash table written for its one job (slot
+//! indices that never move, so tokens stay valid), not a general container,
+//! so [`heapless`](https://docs.rs/heapless) is only a test dependency here;
+//! the kqueue backend uses it for its change lists. The OS crates reach the
+//! kernel through [`rustix`](https://docs.rs/rustix).
+//!
 //! ## Feature flags
 //! | feature | effect |
 //! |---|---|
 //! | `defmt` | `defmt::Format` for the public types, and debug logging of refused calls through defmt |
-//! | `std` | `?` from [`Error`], [`OsError`] and [`DataError`] into `std::io::Error` (with the matching `io::ErrorKind`), and the platform's message in [`OsError`]'s `Display` |
-//! | `testing` | hooks for tests (fault injection in [`SoftBackend`], the registration counter); not part of the API, and may change in any release |
+//! | `std` | `?` from [`Error`], [`OsError`] and [`DataError`] into `std::io::Error` (with the matching `io::ErrorKind`), the platform's message in [`OsError`]'s `Display`, and `Box<[Slot<T>]>`/`Vec<Slot<T>>` as [`Storage`] |
+//! | `testing` | hooks for tests (fault injection in [`SoftBackend`], the registration counter); not part of the API, and may change in any release; it changes no type's auto traits |
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -39,7 +50,7 @@
 extern crate std;
 
 #[macro_use]
-mod fmt;
+mod log;
 
 mod backend;
 mod error;

@@ -2,7 +2,7 @@
 
 use core::marker::PhantomData;
 
-use crate::{Error, Events, KeyMut, RawFd, SelectorKey, Token};
+use crate::{DataError, Error, Events, KeyMut, RawFd, SelectorKey, Token};
 
 /// End of a chain (bucket chain or free list).
 const NIL: u32 = u32::MAX;
@@ -62,12 +62,90 @@ impl<T: core::fmt::Debug> core::fmt::Debug for Slot<T> {
     }
 }
 
-/// Memory a key table can live in: anything that is a slice of [`Slot`]s,
-/// mutably: `[Slot<T>; N]` (inline), `&mut [Slot<T>]`, `Box<[Slot<T>]>`,
-/// `Vec<Slot<T>>`. Implemented for every such type; nothing to implement.
-pub trait Storage<T>: AsRef<[Slot<T>]> + AsMut<[Slot<T>]> {}
+/// Memory a key table can live in: `[Slot<T>; N]` (inline), `&mut [Slot<T>]`
+/// and `&mut [Slot<T>; N]` (a `static` array, memory on another stack), and
+/// with the `std` feature `Box<[Slot<T>]>` and `Vec<Slot<T>>`.
+///
+/// Sealed: implemented for exactly these types, each of which gives one
+/// view of one slice, so the table can trust that its slots stay where they
+/// are and keep their number. Nothing to implement:
+///
+/// ```compile_fail
+/// use ioselect_core::{Slot, Storage};
+/// // Two views that could disagree: refused, the trait is sealed.
+/// struct Two { a: [Slot<u8>; 4], b: [Slot<u8>; 1] }
+/// impl Storage<u8> for Two {}
+/// ```
+pub trait Storage<T>: sealed::Slots<T> {}
 
-impl<T, S: AsRef<[Slot<T>]> + AsMut<[Slot<T>]> + ?Sized> Storage<T> for S {}
+impl<T, S: sealed::Slots<T> + ?Sized> Storage<T> for S {}
+
+mod sealed {
+    use super::Slot;
+
+    /// The one view of a [`Storage`](super::Storage): its slots.
+    pub trait Slots<T> {
+        fn slots(&self) -> &[Slot<T>];
+        fn slots_mut(&mut self) -> &mut [Slot<T>];
+    }
+
+    impl<T, const N: usize> Slots<T> for [Slot<T>; N] {
+        #[inline(always)]
+        fn slots(&self) -> &[Slot<T>] {
+            self
+        }
+        #[inline(always)]
+        fn slots_mut(&mut self) -> &mut [Slot<T>] {
+            self
+        }
+    }
+
+    impl<T> Slots<T> for &mut [Slot<T>] {
+        #[inline(always)]
+        fn slots(&self) -> &[Slot<T>] {
+            self
+        }
+        #[inline(always)]
+        fn slots_mut(&mut self) -> &mut [Slot<T>] {
+            self
+        }
+    }
+
+    impl<T, const N: usize> Slots<T> for &mut [Slot<T>; N] {
+        #[inline(always)]
+        fn slots(&self) -> &[Slot<T>] {
+            &self[..]
+        }
+        #[inline(always)]
+        fn slots_mut(&mut self) -> &mut [Slot<T>] {
+            &mut self[..]
+        }
+    }
+
+    #[cfg(feature = "std")]
+    impl<T> Slots<T> for std::boxed::Box<[Slot<T>]> {
+        #[inline(always)]
+        fn slots(&self) -> &[Slot<T>] {
+            self
+        }
+        #[inline(always)]
+        fn slots_mut(&mut self) -> &mut [Slot<T>] {
+            self
+        }
+    }
+
+    #[cfg(feature = "std")]
+    impl<T> Slots<T> for std::vec::Vec<Slot<T>> {
+        #[inline(always)]
+        fn slots(&self) -> &[Slot<T>] {
+            self
+        }
+        #[inline(always)]
+        fn slots_mut(&mut self) -> &mut [Slot<T>] {
+            self
+        }
+    }
+}
 
 /// The selector's key table: at most `N` keys, inline. See [`KeyMapIn`].
 pub type KeyMap<T, const N: usize> = KeyMapIn<T, [Slot<T>; N]>;
@@ -82,23 +160,23 @@ pub type KeyMap<T, const N: usize> = KeyMapIn<T, [Slot<T>; N]>;
 /// returns (Python's `get_map()`).
 ///
 /// # Tokens never name a later key
-/// A token is a slot index and a tag from a table-wide 64-bit counter that
-/// counts registrations; its top `b` bits, where `b` is the number of bits
-/// of the capacity, are dropped to make room for the index. So a stale token
-/// can only name the key that took its slot if exactly a multiple of
-/// 2<sup>64 − b</sup> registrations happened while the stale event waited:
-/// for a table of 65,536 keys, 2<sup>47</sup> (1.4 × 10<sup>14</sup>)
-/// registrations, four and a half years at a million per second, and an
-/// event waits at most one batch (or, on epoll, for as long as an fd closed
-/// while registered lives on in a `dup`: see
-/// [`Error::StaleRegistration`]).
+/// A token is a slot index and a tag. Tags come from a table-wide 64-bit
+/// counter of registrations, of which a token keeps the low 63 − `b` bits,
+/// where `b` is the number of bits of the capacity (the top bit marks
+/// [reserved](Token::reserved) tokens, `b` bits hold the index). So a stale
+/// token can only name the key that took its slot if exactly a multiple of
+/// 2<sup>63 − b</sup> registrations happened while the stale event waited:
+/// for a table of 65,536 keys, 2<sup>46</sup> (7 × 10<sup>13</sup>)
+/// registrations, two years at a million per second, and an event waits at
+/// most one batch (or, on epoll, for as long as an fd closed while
+/// registered lives on in a `dup`: see [`Error::StaleRegistration`]).
 ///
 /// Memory: `capacity * size_of::<Slot<T>>()` for the slots (inline, or
 /// wherever the storage lives) plus 40 bytes of bookkeeping on 64-bit
 /// targets.
 pub struct KeyMapIn<T, S: Storage<T>> {
     slots: S,
-    /// Usable slots: `slots.len()`, at most `NIL - 1`.
+    /// Usable slots: `slots.len()`, between 1 and `MAX_CAPACITY`.
     cap: u32,
     /// Slots below this index have been used; the rest are fresh.
     used: u32,
@@ -109,15 +187,40 @@ pub struct KeyMapIn<T, S: Storage<T>> {
     shift: u32,
     /// `(1 << shift) - 1`: a token's index bits.
     index_mask: u64,
-    /// The tag of the next registration (a registration counter).
-    serial: u64,
+    /// The tag the next registration gets: the count of registrations.
+    next_tag: u64,
     _data: PhantomData<T>,
 }
+
+/// The most slots a table may have: slot indices, and `NIL`, are `u32`s.
+const MAX_CAPACITY: usize = NIL as usize - 1;
 
 /// The number of bits of `cap`: tokens keep the index below `1 << bits`, and
 /// `1 << bits > cap`, so [`Token::INTERNAL`] (all ones) never names a slot.
 const fn index_bits(cap: u32) -> u32 {
     u32::BITS - cap.leading_zeros()
+}
+
+/// Where a new key goes, as [`KeyMapIn::vacancy`] found it; valid until the
+/// table changes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Vacancy {
+    index: u32,
+    bucket: u32,
+    /// The token the key will have.
+    pub(crate) token: Token,
+}
+
+/// Where a registered key is, as [`KeyMapIn::lookup`] found it; valid until
+/// the table changes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found {
+    index: u32,
+    /// The slot before it in its bucket's chain, or `NIL` at the head.
+    prev: u32,
+    bucket: u32,
+    /// The key's token.
+    pub(crate) token: Token,
 }
 
 impl<T, const N: usize> KeyMapIn<T, [Slot<T>; N]> {
@@ -129,19 +232,9 @@ impl<T, const N: usize> KeyMapIn<T, [Slot<T>; N]> {
     pub const fn new() -> Self {
         const {
             assert!(N > 0, "capacity N must be at least 1");
-            assert!(N < u32::MAX as usize, "capacity N must be below u32::MAX");
+            assert!(N <= MAX_CAPACITY, "capacity N must be below u32::MAX");
         }
-        Self {
-            slots: [const { Slot::new() }; N],
-            cap: N as u32,
-            used: 0,
-            free: NIL,
-            len: 0,
-            shift: index_bits(N as u32),
-            index_mask: (1u64 << index_bits(N as u32)) - 1,
-            serial: 0,
-            _data: PhantomData,
-        }
+        Self::empty([const { Slot::new() }; N], N as u32)
     }
 }
 
@@ -152,108 +245,155 @@ impl<T, const N: usize> Default for KeyMapIn<T, [Slot<T>; N]> {
 }
 
 impl<T, S: Storage<T>> KeyMapIn<T, S> {
-    /// An empty table in `storage`, holding at most `storage.as_ref().len()`
-    /// keys (at most `u32::MAX - 1`). Slots that hold keys (storage taken
-    /// from an earlier table) are emptied, dropping those keys.
-    ///
-    /// O(capacity) time and O(1) stack, whatever the capacity.
-    pub fn with_storage(mut storage: S) -> Self {
-        let slots = storage.as_mut();
-        let cap = u32::try_from(slots.len()).unwrap_or(NIL - 1).min(NIL - 1);
-        for slot in slots.iter_mut() {
-            slot.key = None;
-            slot.next = NIL;
-            slot.head = NIL;
-        }
+    /// The table over `slots`, which are `cap` empty slots.
+    const fn empty(slots: S, cap: u32) -> Self {
         Self {
-            slots: storage,
+            slots,
             cap,
             used: 0,
             free: NIL,
             len: 0,
             shift: index_bits(cap),
             index_mask: (1u64 << index_bits(cap)) - 1,
-            serial: 0,
+            next_tag: 0,
             _data: PhantomData,
+        }
+    }
+
+    /// An empty table in `storage`, holding at most as many keys as it has
+    /// slots. Slots that hold keys (storage taken from an earlier table) are
+    /// emptied, dropping those keys.
+    ///
+    /// O(capacity) time and O(1) stack, whatever the capacity.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapacity`] when `storage` has no slots (a
+    /// `Vec::with_capacity(n)` is empty: see [`Slot::new`]) or more than
+    /// `u32::MAX - 1`; the storage comes back in the error.
+    pub fn with_storage(mut storage: S) -> Result<Self, DataError<S>> {
+        let cap = match Self::capacity_of(&storage) {
+            Ok(cap) => cap,
+            Err(error) => {
+                return Err(DataError {
+                    error,
+                    data: storage,
+                });
+            }
+        };
+        for slot in storage.slots_mut() {
+            slot.key = None;
+            slot.next = NIL;
+            slot.head = NIL;
+        }
+        Ok(Self::empty(storage, cap))
+    }
+
+    /// The capacity a table in `storage` has, or [`Error::InvalidCapacity`].
+    pub(crate) fn capacity_of(storage: &S) -> Result<u32, Error> {
+        let n = storage.slots().len();
+        match u32::try_from(n) {
+            Ok(cap) if cap > 0 && n <= MAX_CAPACITY => Ok(cap),
+            _ => Err(Error::InvalidCapacity),
         }
     }
 
     /// The number of registered keys.
     #[inline]
+    #[must_use]
     pub fn len(&self) -> usize {
         self.len as usize
     }
 
     /// True when no key is registered.
     #[inline]
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The most keys the table can hold.
     #[inline]
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.cap as usize
     }
 
     /// True when `fd` has a key.
     #[inline]
+    #[must_use]
     pub fn contains(&self, fd: RawFd) -> bool {
-        self.find(fd).is_some()
+        self.find(fd).is_ok()
     }
 
     /// The key of `fd`, or `None` when it is not registered.
     #[inline]
+    #[must_use]
     pub fn get(&self, fd: RawFd) -> Option<&SelectorKey<T>> {
-        let index = self.find(fd)?;
-        self.slots.as_ref()[index as usize].key.as_ref()
+        let (index, _, _) = self.find(fd).ok()?;
+        self.slots.slots()[index as usize].key.as_ref()
     }
 
     /// All keys, in no particular order. This walks the table: O(capacity
     /// used so far), not a hot-path operation.
     pub fn iter(&self) -> Iter<'_, T> {
         Iter {
-            slots: self.slots.as_ref()[..self.used as usize].iter(),
+            slots: self.slots.slots()[..self.used as usize].iter(),
             left: self.len(),
         }
     }
 
     #[inline]
-    fn bucket(&self, fd: RawFd) -> usize {
+    fn bucket(&self, fd: RawFd) -> u32 {
         // Fibonacci hashing, reduced to 0..cap by multiply-shift: spreads both
         // the dense small numbers the kernel hands out and strided ids a
-        // bare-metal application may choose.
+        // bare-metal application may choose. The cast keeps fd's bits.
+        #[allow(clippy::cast_sign_loss)]
         let h = (fd as u32).wrapping_mul(0x9E37_79B9);
-        ((u64::from(h) * u64::from(self.cap)) >> 32) as usize
+        // Below `cap`, so it fits.
+        #[allow(clippy::cast_possible_truncation)]
+        let bucket = ((u64::from(h) * u64::from(self.cap)) >> 32) as u32;
+        bucket
     }
 
+    /// The slot of `fd`'s key, the slot before it in the chain (`NIL` at
+    /// the head) and the bucket, or `Err(bucket)` when `fd` has no key.
     #[inline]
-    fn find(&self, fd: RawFd) -> Option<u32> {
-        let slots = self.slots.as_ref();
-        let mut i = slots.get(self.bucket(fd))?.head;
+    fn find(&self, fd: RawFd) -> Result<(u32, u32, u32), u32> {
+        let bucket = self.bucket(fd);
+        let slots = self.slots.slots();
+        let mut prev = NIL;
+        let mut i = slots[bucket as usize].head;
         while i != NIL {
             let slot = &slots[i as usize];
             match &slot.key {
-                Some(key) if key.fd == fd => return Some(i),
-                _ => i = slot.next,
+                Some(key) if key.fd == fd => return Ok((i, prev, bucket)),
+                _ => {
+                    prev = i;
+                    i = slot.next;
+                }
             }
         }
-        None
+        Err(bucket)
     }
 
     #[inline]
     fn token(&self, index: u32, tag: u64) -> Token {
-        Token((tag << self.shift) | u64::from(index))
+        Token::key((tag << self.shift) | u64::from(index))
     }
 
-    /// The slot a token names, if that registration is still the current one.
+    /// The slot index a raw token names, if that registration is the
+    /// current one of a key. `None` for a stale token (key gone, slot
+    /// reused) and for a [reserved](Token::reserved) one.
     #[inline]
-    pub(crate) fn slot_of(&self, token: Token) -> Option<(usize, &SelectorKey<T>)> {
-        let index = (token.0 & self.index_mask) as usize;
+    pub(crate) fn slot_of(&self, raw: u64) -> Option<(usize, &SelectorKey<T>)> {
+        // The cast keeps the index bits, which are below `cap`'s bit width.
+        #[allow(clippy::cast_possible_truncation)]
+        let index = (raw & self.index_mask) as usize;
         // Fresh slots (at `used` and above) and vacant ones have no key.
-        let slot = self.slots.as_ref().get(index)?;
-        // Tags are stored masked; a vacant slot keeps its last tag.
-        if slot.tag != token.0 >> self.shift {
+        let slot = self.slots.slots().get(index)?;
+        // Tags are stored masked below the reserved bit, so a reserved
+        // token's tag never matches; a vacant slot keeps its last tag.
+        if slot.tag != raw >> self.shift {
             return None;
         }
         slot.key.as_ref().map(|key| (index, key))
@@ -263,140 +403,125 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
     #[inline]
     pub(crate) fn key_mut_at(&mut self, index: usize) -> Option<KeyMut<'_, T>> {
         self.slots
-            .as_mut()
+            .slots_mut()
             .get_mut(index)?
             .key
             .as_mut()
             .map(KeyMut::new)
     }
 
-    /// The key a token names, if that registration is still the current one.
-    #[cfg(test)]
-    pub(crate) fn by_token(&self, token: Token) -> Option<&SelectorKey<T>> {
-        self.slot_of(token).map(|(_, key)| key)
-    }
-
-    /// Mutable [`by_token`](Self::by_token): only the data is mutable.
-    #[cfg(test)]
-    pub(crate) fn by_token_mut(&mut self, token: Token) -> Option<KeyMut<'_, T>> {
-        let (index, _) = self.slot_of(token)?;
-        self.key_mut_at(index)
-    }
-
     /// The key of `fd`, with only its data mutable.
     #[inline]
     pub(crate) fn get_mut(&mut self, fd: RawFd) -> Option<KeyMut<'_, T>> {
-        let index = self.find(fd)?;
-        self.slots.as_mut()[index as usize]
-            .key
-            .as_mut()
-            .map(KeyMut::new)
+        let (index, _, _) = self.find(fd).ok()?;
+        self.key_mut_at(index as usize)
     }
 
-    /// The key of a registered `fd` and its token, decided as Python's
+    /// The key of a registered `fd` and where it is, decided as Python's
     /// `_fileobj_lookup` + `_fd_to_key` do: a negative fd is invalid, not
     /// just unknown.
     #[inline]
-    pub(crate) fn lookup(&mut self, fd: RawFd) -> Result<(&mut SelectorKey<T>, Token), Error> {
+    pub(crate) fn lookup(&mut self, fd: RawFd) -> Result<(&mut SelectorKey<T>, Found), Error> {
         if fd < 0 {
             return Err(Error::InvalidFd);
         }
-        let index = self.find(fd).ok_or(Error::NotRegistered)?;
-        let tag = self.slots.as_ref()[index as usize].tag;
-        let token = self.token(index, tag);
-        match self.slots.as_mut()[index as usize].key.as_mut() {
-            Some(key) => Ok((key, token)),
+        let (index, prev, bucket) = self.find(fd).map_err(|_| Error::NotRegistered)?;
+        let slot = &self.slots.slots()[index as usize];
+        let token = self.token(index, slot.tag);
+        let found = Found {
+            index,
+            prev,
+            bucket,
+            token,
+        };
+        match self.slots.slots_mut()[index as usize].key.as_mut() {
+            Some(key) => Ok((key, found)),
             None => Err(Error::NotRegistered),
         }
     }
 
     /// The keys and their tokens, for rebuilding a kernel interest set.
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&SelectorKey<T>, Token)> + '_ {
-        self.slots.as_ref()[..self.used as usize]
+        self.slots.slots()[..self.used as usize]
             .iter()
-            .enumerate()
-            .filter_map(move |(i, slot)| {
+            .zip(0..)
+            .filter_map(move |(slot, i)| {
                 let key = slot.key.as_ref()?;
-                Some((key, self.token(i as u32, slot.tag)))
+                Some((key, self.token(i, slot.tag)))
             })
     }
 
-    /// The token the next `insert` will use, or `None` when the table is full.
+    /// Where a key for `fd` would go and the token it would get, or why it
+    /// cannot be registered: [`Error::AlreadyRegistered`], [`Error::Full`].
     /// Changes nothing.
     #[inline]
-    pub(crate) fn vacant_token(&self) -> Option<Token> {
+    pub(crate) fn vacancy(&self, fd: RawFd) -> Result<Vacancy, Error> {
+        let bucket = match self.find(fd) {
+            Ok(_) => return Err(Error::AlreadyRegistered),
+            Err(bucket) => bucket,
+        };
         let index = if self.free != NIL {
             self.free
         } else if self.used < self.cap {
             self.used
         } else {
-            return None;
+            return Err(Error::Full);
         };
-        Some(self.token(index, self.serial & (u64::MAX >> self.shift)))
+        let tag = self.next_tag & (u64::MAX >> (self.shift + 1));
+        Ok(Vacancy {
+            index,
+            bucket,
+            token: self.token(index, tag),
+        })
     }
 
-    /// Inserts a key for an fd that is not registered, at the slot
-    /// `vacant_token` named. The caller checked both.
+    /// Enters the key of `fd` where [`vacancy`](Self::vacancy) said, the
+    /// table unchanged since.
     #[inline]
-    pub(crate) fn insert(&mut self, fd: RawFd, events: Events, data: T) -> Result<Token, T> {
-        let index = if self.free != NIL {
-            let index = self.free;
-            self.free = self.slots.as_ref()[index as usize].next;
-            index
-        } else if self.used < self.cap {
+    pub(crate) fn insert(&mut self, at: Vacancy, fd: RawFd, events: Events, data: T) {
+        let slots = self.slots.slots_mut();
+        let index = at.index as usize;
+        if self.free == NIL {
+            debug_assert_eq!(at.index, self.used);
             self.used += 1;
-            self.used - 1
         } else {
-            return Err(data);
-        };
-        let bucket = self.bucket(fd);
-        let tag = self.serial & (u64::MAX >> self.shift);
-        self.serial = self.serial.wrapping_add(1);
-        let slots = self.slots.as_mut();
-        let head = slots[bucket].head;
-        let slot = &mut slots[index as usize];
+            debug_assert_eq!(at.index, self.free);
+            self.free = slots[index].next;
+        }
+        let head = slots[at.bucket as usize].head;
+        let slot = &mut slots[index];
+        debug_assert!(slot.key.is_none());
         slot.key = Some(SelectorKey { fd, events, data });
-        slot.tag = tag;
+        slot.tag = at.token.get() >> self.shift;
         slot.next = head;
-        slots[bucket].head = index;
+        slots[at.bucket as usize].head = at.index;
+        self.next_tag = self.next_tag.wrapping_add(1);
         self.len += 1;
-        Ok(self.token(index, tag))
     }
 
-    /// Removes the key of `fd`, if any.
+    /// Removes the key [`lookup`](Self::lookup) found, the table unchanged
+    /// since; `None` only if it was not there after all.
     #[inline]
-    pub(crate) fn remove(&mut self, fd: RawFd) -> Option<SelectorKey<T>> {
-        let bucket = self.bucket(fd);
-        let free = self.free;
-        let slots = self.slots.as_mut();
-        let mut prev = NIL;
-        let mut i = slots.get(bucket)?.head;
-        while i != NIL {
-            let slot = &slots[i as usize];
-            let next = slot.next;
-            if slot.key.as_ref().is_some_and(|k| k.fd == fd) {
-                if prev == NIL {
-                    slots[bucket].head = next;
-                } else {
-                    slots[prev as usize].next = next;
-                }
-                let slot = &mut slots[i as usize];
-                slot.next = free;
-                let key = slot.key.take();
-                self.free = i;
-                self.len -= 1;
-                return key;
-            }
-            prev = i;
-            i = next;
+    pub(crate) fn remove(&mut self, at: Found) -> Option<SelectorKey<T>> {
+        let slots = self.slots.slots_mut();
+        let index = at.index as usize;
+        let key = slots[index].key.take()?;
+        let next = slots[index].next;
+        if at.prev == NIL {
+            slots[at.bucket as usize].head = next;
+        } else {
+            slots[at.prev as usize].next = next;
         }
-        None
+        slots[index].next = self.free;
+        self.free = at.index;
+        self.len -= 1;
+        Some(key)
     }
 
     /// Removes every key (dropping their data). O(capacity used so far).
     pub(crate) fn clear(&mut self) {
         let used = self.used as usize;
-        for slot in &mut self.slots.as_mut()[..used] {
+        for slot in &mut self.slots.slots_mut()[..used] {
             slot.key = None;
             slot.next = NIL;
             slot.head = NIL;
@@ -406,10 +531,17 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         self.len = 0;
     }
 
-    /// Test hook: the tag counter, so tests can start it near its wrap.
+    /// The number of index bits of this table's tokens.
+    #[cfg(test)]
+    pub(crate) fn shift_for_tests(&self) -> u32 {
+        self.shift
+    }
+
+    /// Test hook: sets the count of registrations, which tags them, so tests
+    /// can start it near its wraps.
     #[cfg(any(test, feature = "testing"))]
-    pub(crate) fn set_serial(&mut self, serial: u64) {
-        self.serial = serial;
+    pub(crate) fn set_next_tag(&mut self, tag: u64) {
+        self.next_tag = tag;
     }
 }
 
@@ -461,71 +593,3 @@ impl<'a, T> Iterator for Iter<'a, T> {
 }
 
 impl<T> ExactSizeIterator for Iter<'_, T> {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn insert_find_remove_reuse() {
-        let mut m: KeyMap<u32, 4> = KeyMap::new();
-        let t0 = m.vacant_token().unwrap();
-        assert_eq!(m.insert(10, Events::READ, 1).ok(), Some(t0));
-        assert_eq!(m.get(10).map(|k| k.data), Some(1));
-        assert!(m.contains(10) && !m.contains(11));
-        let key = m.remove(10).unwrap();
-        assert_eq!((key.fd, key.events, key.data), (10, Events::READ, 1));
-        assert!(m.remove(10).is_none());
-        // The slot is reused with a new generation: the old token is stale.
-        let t1 = m.insert(10, Events::WRITE, 2).ok().unwrap();
-        let index = |t: Token| t.0 & ((1 << m.shift) - 1);
-        assert_eq!(index(t1), index(t0));
-        assert_ne!(t1, t0);
-        assert!(m.by_token_mut(t0).is_none());
-        assert_eq!(m.by_token_mut(t1).map(|k| *k.data()), Some(2));
-    }
-
-    #[test]
-    fn full_then_free() {
-        let mut m: KeyMap<(), 3> = KeyMap::new();
-        for fd in [7, 8, 9] {
-            assert!(m.vacant_token().is_some());
-            m.insert(fd, Events::READ, ()).ok().unwrap();
-        }
-        assert!(m.vacant_token().is_none());
-        assert_eq!(m.len(), 3);
-        m.remove(8).unwrap();
-        assert!(m.vacant_token().is_some());
-        m.insert(100, Events::READ, ()).ok().unwrap();
-        let mut fds: heapless::Vec<RawFd, 3> = m.iter().map(|k| k.fd).collect();
-        fds.sort_unstable();
-        assert_eq!(&fds[..], &[7, 9, 100]);
-    }
-
-    #[test]
-    fn colliding_fds_chain() {
-        // With one bucket everything collides; removal from the middle, the
-        // head and the tail of a chain must keep the others reachable.
-        let mut m: KeyMap<i32, 1> = KeyMap::new();
-        m.insert(1, Events::READ, 1).ok().unwrap();
-        assert!(m.vacant_token().is_none());
-        let mut m: KeyMap<i32, 8> = KeyMap::new();
-        for fd in 0..8 {
-            m.insert(fd * 8, Events::READ, fd).ok().unwrap();
-        }
-        for fd in [3, 0, 7] {
-            assert_eq!(m.remove(fd * 8).map(|k| k.data), Some(fd));
-        }
-        for fd in [1, 2, 4, 5, 6] {
-            assert_eq!(m.get(fd * 8).map(|k| k.data), Some(fd));
-        }
-        assert_eq!(m.iter().len(), 5);
-    }
-
-    #[test]
-    fn stale_token_beyond_slots() {
-        let mut m: KeyMap<(), 2> = KeyMap::new();
-        assert!(m.by_token_mut(Token::INTERNAL).is_none());
-        assert!(m.by_token_mut(Token(1)).is_none());
-    }
-}

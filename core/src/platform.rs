@@ -109,10 +109,6 @@ pub trait Platform {
     /// A platform with a clock arranges a wake-up (a timer interrupt) no
     /// later than shortly after `deadline`.
     fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool);
-
-    /// `false` for a platform that really sleeps (every real one).
-    /// [`Poll`] alone sets it: its backend never waits.
-    const POLL_ONLY: bool = false;
 }
 
 /// No platform: the backend never waits. `wait` reports what is ready at
@@ -120,18 +116,62 @@ pub trait Platform {
 /// `select(None)`.
 ///
 /// It is [`SoftBackend::new`](crate::SoftBackend::new)'s platform, for host
-/// tests and models that set readiness themselves between two calls. A
-/// microcontroller gives its own [`Platform`] with
+/// tests and models that set readiness themselves between two calls. It is
+/// not a [`Platform`]: no platform can make a backend return from
+/// `select(None)` without an event. A microcontroller gives its own
+/// [`Platform`] with
 /// [`SoftBackend::with_platform`](crate::SoftBackend::with_platform).
+///
+/// No platform can claim to be one:
+///
+/// ```compile_fail
+/// use core::time::Duration;
+/// struct Liar;
+/// impl ioselect_core::Platform for Liar {
+///     fn now(&self) -> Option<Duration> { None }
+///     fn sleep(&mut self, _: Option<Duration>, _: impl FnOnce() -> bool) {}
+///     const POLL_ONLY: bool = true; // not a member of the trait
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Poll;
 
-impl Platform for Poll {
-    fn now(&self) -> Option<Duration> {
-        None
+pub(crate) use waiting::Waiting;
+
+mod waiting {
+    use core::time::Duration;
+
+    use super::{Platform, Poll};
+
+    /// How a [`SoftBackend`](crate::SoftBackend) waits: through a
+    /// [`Platform`], or never ([`Poll`]). Sealed: only core implements it,
+    /// so only [`Poll`] can make a backend that never waits.
+    pub trait Waiting {
+        /// True for [`Poll`] alone.
+        const NEVER_WAITS: bool;
+        /// [`Platform::now`].
+        fn now(&self) -> Option<Duration>;
+        /// [`Platform::sleep`].
+        fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool);
     }
 
-    fn sleep(&mut self, _deadline: Option<Duration>, _woken: impl FnOnce() -> bool) {}
+    impl Waiting for Poll {
+        const NEVER_WAITS: bool = true;
+        fn now(&self) -> Option<Duration> {
+            None
+        }
+        fn sleep(&mut self, _deadline: Option<Duration>, _woken: impl FnOnce() -> bool) {}
+    }
 
-    const POLL_ONLY: bool = true;
+    impl<P: Platform> Waiting for P {
+        const NEVER_WAITS: bool = false;
+        #[inline]
+        fn now(&self) -> Option<Duration> {
+            Platform::now(self)
+        }
+        #[inline]
+        fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+            Platform::sleep(self, deadline, woken);
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 use core::time::Duration;
 
+use crate::map::{Found, Vacancy};
 use crate::{
     Backend, DataError, Error, Events, KeyMapIn, KeyMut, OpenBackend, OsError, RawFd, Renew,
     SelectorKey, Slot, Storage, Token,
@@ -39,7 +40,7 @@ pub type Selector<B, T, const N: usize> = SelectorIn<B, T, [Slot<T>; N]>;
 /// // 100,000 slots on the heap, never on the stack (no `alloc` in the library:
 /// // the application brings the memory).
 /// let table: Vec<Slot<u64>> = std::iter::repeat_with(Slot::new).take(100_000).collect();
-/// let mut sel = SelectorIn::with_storage(SoftBackend::new(&READINESS), table);
+/// let mut sel = SelectorIn::with_storage(SoftBackend::new(&READINESS), table)?;
 /// sel.register(1, Events::READ, 7)?;
 /// assert_eq!(sel.map().capacity(), 100_000);
 /// # Ok::<(), ioselect_core::Error>(())
@@ -89,18 +90,27 @@ pub struct SelectorIn<B, T, S: Storage<T>> {
     /// Events of the last `select` not yet handed out: `cursor..batch`.
     cursor: usize,
     batch: usize,
+    /// A key was removed since the last `select`: an event of its batch
+    /// that names no key may be one of that key's.
+    removed: bool,
+    /// An event of the last batch named no key although none was removed
+    /// since the wait: a registration the kernel kept for a key the table
+    /// no longer has. The next `select` reports it.
+    stale: bool,
 }
 
 impl<B: Backend, T, const N: usize> SelectorIn<B, T, [Slot<T>; N]> {
     /// A selector with no keys over `backend`, the table inline. `const`, so
     /// it can be built in a `static` initialiser when the backend can.
+    ///
+    /// `backend` may come with registrations of its own, made with
+    /// [reserved](Token::reserved) tokens: their events are never delivered.
+    /// No other token can be made outside the selector, so no registration
+    /// made through the [`Backend`] methods can reach a key. A kernel call
+    /// on the backend's own fd (`epoll_ctl` on an `Epoll`'s `as_fd()`) can:
+    /// it voids the promise that every event reaches the key it belongs to.
     pub const fn new(backend: B) -> Self {
-        Self {
-            backend,
-            keys: KeyMapIn::new(),
-            cursor: 0,
-            batch: 0,
-        }
+        Self::from_parts(backend, KeyMapIn::new())
     }
 }
 
@@ -122,23 +132,59 @@ impl<B: OpenBackend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// whatever its size (see [`with_storage`](Self::with_storage)).
     ///
     /// # Errors
-    /// [`Error::Os`] when the kernel object cannot be created.
-    pub fn open_in(storage: S) -> Result<Self, Error> {
-        Ok(Self::with_storage(B::open()?, storage))
+    /// [`Error::InvalidCapacity`] for storage without slots (or more than
+    /// `u32::MAX - 1`), checked first; [`Error::Os`] when the kernel object
+    /// cannot be created. The storage comes back in the error.
+    pub fn open_in(storage: S) -> Result<Self, DataError<S>> {
+        // The storage is checked before any kernel object is made.
+        if let Err(error) = KeyMapIn::<T, S>::capacity_of(&storage) {
+            return Err(DataError {
+                error,
+                data: storage,
+            });
+        }
+        match B::open() {
+            Ok(backend) => Self::with_storage(backend, storage).map_err(|refused| DataError {
+                error: refused.error,
+                data: refused.data.1,
+            }),
+            Err(e) => Err(DataError {
+                error: Error::Os(e),
+                data: storage,
+            }),
+        }
     }
 }
 
 impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
-    /// A selector with no keys over `backend`, its table in `storage`, which
-    /// holds at most `storage.as_ref().len()` keys. Slots still holding keys
+    /// A selector with no keys over `backend` (see [`new`](Selector::new)
+    /// on a backend's own registrations), its table in `storage`, which
+    /// holds at most as many keys as it has slots. Slots still holding keys
     /// (storage reused from an earlier selector) are emptied. O(capacity)
     /// time, O(1) stack.
-    pub fn with_storage(backend: B, storage: S) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapacity`] for storage without slots (a
+    /// `Vec::with_capacity(n)` has none: see [`Slot`]) or with more than
+    /// `u32::MAX - 1`; the backend and the storage come back in the error.
+    pub fn with_storage(backend: B, storage: S) -> Result<Self, DataError<(B, S)>> {
+        match KeyMapIn::with_storage(storage) {
+            Ok(keys) => Ok(Self::from_parts(backend, keys)),
+            Err(DataError { error, data }) => Err(DataError {
+                error,
+                data: (backend, data),
+            }),
+        }
+    }
+
+    const fn from_parts(backend: B, keys: KeyMapIn<T, S>) -> Self {
         Self {
             backend,
-            keys: KeyMapIn::with_storage(storage),
+            keys,
             cursor: 0,
             batch: 0,
+            removed: false,
+            stale: false,
         }
     }
 
@@ -163,10 +209,10 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// # Errors
     /// In Python's order of checks: [`Error::InvalidEvents`],
     /// [`Error::InvalidFd`] for a negative fd, [`Error::AlreadyRegistered`],
-    /// [`Error::Full`], [`Error::StaleRegistration`] when the kernel already
-    /// watches that open file for a key closed while registered, or the
-    /// kernel's [`Error::Os`]. The data comes back in the error, and neither
-    /// the table nor the kernel changed.
+    /// [`Error::Full`], or the kernel's [`Error::Os`] (or, on epoll,
+    /// [`Error::StaleRegistration`] when it watches that open file for a key
+    /// closed while registered and refuses to hand it over). The data comes
+    /// back in the error, and neither the table nor the kernel changed.
     // `register` and `unregister` are thin and always inlined: their kernel
     // call then runs in the caller's own frame, with the table work in
     // out-of-line helpers before and after it. On machines that clear the
@@ -181,12 +227,15 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
         data: T,
     ) -> Result<(), DataError<T>> {
         let fd = B::fd(source);
-        let token = match self.vacancy(fd, events) {
-            Ok(token) => token,
+        let at = match self.vacancy(fd, events) {
+            Ok(at) => at,
             Err(error) => return Err(Self::refused(fd, error, data)),
         };
-        match self.backend.add(source, events, token) {
-            Ok(()) => self.insert_added(source, events, data, token),
+        match self.backend.add(source, events, at.token) {
+            Ok(()) => {
+                self.insert(at, fd, events, data);
+                Ok(())
+            }
             Err(e) => Err(Self::refused(fd, Self::add_error(e), data)),
         }
     }
@@ -194,8 +243,8 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// [`register`](Self::register) for data that owns its source (the
     /// socket itself, or an enum of them): `source_of` names the source
     /// through the data, so the data can be moved into the key while the
-    /// kernel is handed a borrow of it. `source_of` is called before the
-    /// data moves (and, should the kernel side need undoing, once more).
+    /// kernel is handed a borrow of it. `source_of` is called once, before
+    /// the data moves.
     ///
     /// ```
     /// # use ioselect_core::{Events, Selector, SoftBackend, SoftReadiness, RawFd};
@@ -225,29 +274,19 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
         source_of: F,
     ) -> Result<(), DataError<T>>
     where
-        F: for<'d> Fn(&'d T) -> B::Source<'d>,
+        F: for<'d> FnOnce(&'d T) -> B::Source<'d>,
     {
         let source = source_of(&data);
         let fd = B::fd(source);
-        let token = match self.vacancy(fd, events) {
-            Ok(token) => token,
+        let at = match self.vacancy(fd, events) {
+            Ok(at) => at,
             Err(error) => return Err(Self::refused(fd, error, data)),
         };
-        if let Err(e) = self.backend.add(source, events, token) {
+        if let Err(e) = self.backend.add(source, events, at.token) {
             return Err(Self::refused(fd, Self::add_error(e), data));
         }
-        match self.keys.insert(fd, events, data) {
-            Ok(inserted) => {
-                debug_assert_eq!(inserted, token);
-                Ok(())
-            }
-            // Unreachable (`vacancy` said there is room), but if it were:
-            // undo the kernel side too.
-            Err(data) => {
-                let _ = self.backend.delete(source_of(&data), events, token);
-                Err(Self::refused(fd, Error::Full, data))
-            }
-        }
+        self.insert(at, fd, events, data);
+        Ok(())
     }
 
     /// [`unregister`](Self::unregister) of the key of `fd`, naming its source
@@ -263,16 +302,19 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     where
         F: for<'d> FnOnce(&'d T) -> B::Source<'d>,
     {
-        let (events, token) = self.registered(fd)?;
-        let Some(key) = self.keys.get(fd) else {
-            return Err(Error::NotRegistered);
-        };
+        let (key, at) = self
+            .keys
+            .lookup(fd)
+            .map_err(|e| Self::failed("unregister", fd, e))?;
         let source = source_of(&key.data);
         if B::fd(source) != fd {
-            return Err(Error::InvalidFd);
+            return Err(Self::failed("unregister", fd, Error::InvalidFd));
         }
-        self.backend.delete(source, events, token)?;
-        self.forget(fd)
+        let events = key.events;
+        self.backend
+            .delete(source, events, at.token)
+            .map_err(|e| Self::failed("unregister", fd, Error::Os(e)))?;
+        self.remove(at)
     }
 
     /// [`modify_events`](Self::modify_events) of the key of `fd`, naming its
@@ -292,38 +334,42 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     where
         F: for<'d> FnOnce(&'d T) -> B::Source<'d>,
     {
-        let (key, token) = self.keys.lookup(fd)?;
+        let (key, at) = self
+            .keys
+            .lookup(fd)
+            .map_err(|e| Self::failed("modify", fd, e))?;
         if !events.is_valid() {
-            return Err(Error::InvalidEvents);
+            return Err(Self::failed("modify", fd, Error::InvalidEvents));
         }
         if key.events != events {
             let source = source_of(&key.data);
             if B::fd(source) != fd {
-                return Err(Error::InvalidFd);
+                return Err(Self::failed("modify", fd, Error::InvalidFd));
             }
-            self.backend.modify(source, key.events, events, token)?;
+            self.backend
+                .modify(source, key.events, events, at.token)
+                .map_err(|e| Self::failed("modify", fd, Error::Os(e)))?;
             key.events = events;
         }
         Ok(())
     }
 
-    /// The token a new registration of `fd` gets, or why it is refused.
+    /// Where a new registration of `fd` goes, or why it is refused.
     #[inline(never)]
-    fn vacancy(&self, fd: RawFd, events: Events) -> Result<Token, Error> {
+    fn vacancy(&self, fd: RawFd, events: Events) -> Result<Vacancy, Error> {
         // Python's order of checks: events, then the fd, then duplicates.
         if !events.is_valid() {
             Err(Error::InvalidEvents)
         } else if fd < 0 {
             Err(Error::InvalidFd)
-        } else if self.keys.contains(fd) {
-            Err(Error::AlreadyRegistered)
         } else {
-            self.keys.vacant_token().ok_or(Error::Full)
+            self.keys.vacancy(fd)
         }
     }
 
     /// A kernel refusal of `add`: `EEXIST` for an fd the table does not have
-    /// is a registration the kernel kept for a key closed while registered.
+    /// is a registration the kernel kept for a key closed while registered,
+    /// which the backend could not take over.
     #[cold]
     fn add_error(e: OsError) -> Error {
         if e == OsError::EEXIST {
@@ -333,36 +379,30 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
         }
     }
 
-    /// Enters the key of `source`, which the backend has just added with
-    /// `token`.
+    /// Enters the key the backend has just added where `at` says.
     #[inline(never)]
-    fn insert_added(
-        &mut self,
-        source: B::Source<'_>,
-        events: Events,
-        data: T,
-        token: Token,
-    ) -> Result<(), DataError<T>> {
-        let fd = B::fd(source);
-        match self.keys.insert(fd, events, data) {
-            Ok(inserted) => {
-                debug_assert_eq!(inserted, token);
-                Ok(())
-            }
-            // Unreachable (`vacancy` said there is room), but if it were:
-            // undo the kernel side too.
-            Err(data) => {
-                let _ = self.backend.delete(source, events, token);
-                Err(Self::refused(fd, Error::Full, data))
-            }
+    fn insert(&mut self, at: Vacancy, fd: RawFd, events: Events, data: T) {
+        self.keys.insert(at, fd, events, data);
+    }
+
+    /// A refused `register`: logged (with the `defmt` feature), the data
+    /// handed back.
+    #[cold]
+    fn refused(fd: RawFd, error: Error, data: T) -> DataError<T> {
+        DataError {
+            error: Self::failed("register", fd, error),
+            data,
         }
     }
 
+    /// A refused call on `fd`: logged at debug level (with the `defmt`
+    /// feature), out of the hot path.
     #[cold]
-    fn refused(fd: RawFd, error: Error, data: T) -> DataError<T> {
-        log!("register fd={} failed: {}", fd, error);
-        let _ = fd;
-        DataError { error, data }
+    #[inline(never)]
+    fn failed(call: &'static str, fd: RawFd, error: Error) -> Error {
+        log!("{=str} fd={=i32} refused: {}", call, fd, error);
+        let _ = (call, fd);
+        error
     }
 
     /// Unregisters `source`, returning its key (Python's `unregister`).
@@ -392,41 +432,50 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     pub fn unregister(&mut self, source: B::Source<'_>) -> Result<SelectorKey<T>, Error> {
         // Thin, like `register`: the kernel call runs in the caller's frame.
         let fd = B::fd(source);
-        let (events, token) = self.registered(fd)?;
-        self.backend.delete(source, events, token)?;
-        self.forget(fd)
+        let (events, at) = self.registered("unregister", fd)?;
+        if let Err(e) = self.backend.delete(source, events, at.token) {
+            return Err(Self::failed("unregister", fd, Error::Os(e)));
+        }
+        self.remove(at)
     }
 
-    /// Unregisters the key of `fd`, which the application has already
-    /// closed, without a kernel call (there is no open fd to name, and the
-    /// number may belong to another file by now). Python's `unregister` of a
-    /// closed file object.
+    /// Unregisters the key of `fd`, which the application has closed, or is
+    /// about to close, without borrowing it (there may be no open fd to
+    /// name). Python's `unregister` of a closed file object.
     ///
-    /// Closing the fd removed it from the kernel's interest set, except on
-    /// epoll when the open file lives on (a `dup`, a child after `fork`):
-    /// then epoll keeps reporting it under the old key's token. The selector
-    /// drops those events as stale, but they end every `select` (a busy
-    /// loop if the file stays ready), and registering that file again fails
-    /// with [`Error::StaleRegistration`]; [`rebuild`](Self::rebuild) clears
-    /// it. Unregister before closing to avoid all of this.
+    /// Whatever the kernel still watches under this number for the key goes
+    /// too: if `fd` is in fact still open (this was called just before
+    /// `close`, or a child process holds the file), its registration is
+    /// removed. One thing cannot be removed: on epoll, a file closed while
+    /// registered whose open file lives on in a `dup` under another number
+    /// stays watched under the old key's token; the selector never delivers
+    /// its events, and the next [`select`](Self::select) after one of them
+    /// returns [`Error::StaleRegistration`] instead of spinning.
+    /// [`rebuild`](Self::rebuild) clears it. Unregister before closing to
+    /// avoid all of this.
     ///
     /// # Errors
     /// [`Error::InvalidFd`] for a negative fd, [`Error::NotRegistered`].
     pub fn unregister_closed(&mut self, fd: RawFd) -> Result<SelectorKey<T>, Error> {
-        let (events, token) = self.registered(fd)?;
-        self.backend.forget(fd, events, token);
-        self.forget(fd)
+        let (events, at) = self.registered("unregister_closed", fd)?;
+        self.backend.delete_closed(fd, events, at.token);
+        self.remove(at)
     }
 
+    /// The events and place of the key of `fd`.
     #[inline(never)]
-    fn registered(&mut self, fd: RawFd) -> Result<(Events, Token), Error> {
-        let (key, token) = self.keys.lookup(fd)?;
-        Ok((key.events, token))
+    fn registered(&mut self, call: &'static str, fd: RawFd) -> Result<(Events, Found), Error> {
+        match self.keys.lookup(fd) {
+            Ok((key, at)) => Ok((key.events, at)),
+            Err(e) => Err(Self::failed(call, fd, e)),
+        }
     }
 
+    /// Takes the key `at` out of the table (the kernel side is done).
     #[inline(never)]
-    fn forget(&mut self, fd: RawFd) -> Result<SelectorKey<T>, Error> {
-        self.keys.remove(fd).ok_or(Error::NotRegistered)
+    fn remove(&mut self, at: Found) -> Result<SelectorKey<T>, Error> {
+        self.removed = true;
+        self.keys.remove(at).ok_or(Error::NotRegistered)
     }
 
     /// Changes the events of `source` and replaces its data, returning the
@@ -471,12 +520,18 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// kernel are then unchanged.
     pub fn modify_events(&mut self, source: B::Source<'_>, events: Events) -> Result<(), Error> {
         // Python's order: the fd is looked up before the events are checked.
-        let (key, token) = self.keys.lookup(B::fd(source))?;
+        let fd = B::fd(source);
+        let (key, at) = self
+            .keys
+            .lookup(fd)
+            .map_err(|e| Self::failed("modify", fd, e))?;
         if !events.is_valid() {
-            return Err(Error::InvalidEvents);
+            return Err(Self::failed("modify", fd, Error::InvalidEvents));
         }
         if key.events != events {
-            self.backend.modify(source, key.events, events, token)?;
+            if let Err(e) = self.backend.modify(source, key.events, events, at.token) {
+                return Err(Self::failed("modify", fd, Error::Os(e)));
+            }
             key.events = events;
         }
         Ok(())
@@ -490,7 +545,10 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     pub fn modify_data(&mut self, fd: RawFd, data: T) -> Result<T, DataError<T>> {
         match self.keys.lookup(fd) {
             Ok((key, _)) => Ok(core::mem::replace(&mut key.data, data)),
-            Err(error) => Err(DataError { error, data }),
+            Err(error) => Err(DataError {
+                error: Self::failed("modify_data", fd, error),
+                data,
+            }),
         }
     }
 
@@ -526,12 +584,63 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// [`Error::Os`] when the wait itself fails (never for `EINTR`, which is
     /// retried), [`Error::NoClock`] for a positive timeout on a backend
     /// without a clock; the batch is then empty.
+    ///
+    /// [`Error::StaleRegistration`], without waiting, when the last batch
+    /// held an event of a registration the kernel kept for a key the table
+    /// no longer has (see [`unregister_closed`](Self::unregister_closed)):
+    /// such an event ends every wait at once and is never delivered, so the
+    /// selector says so instead of spinning in silence. It is reported once
+    /// per batch that held one; [`rebuild`](Self::rebuild) removes the
+    /// registration.
     #[inline]
     pub fn select(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        if self.cursor < self.batch {
+            self.look_at_rest();
+        }
+        if self.stale {
+            return Err(self.report_stale());
+        }
         self.cursor = 0;
         self.batch = 0;
-        self.batch = self.backend.wait(timeout)?;
-        Ok(())
+        self.removed = false;
+        match self.backend.wait(timeout) {
+            Ok(n) => {
+                self.batch = n;
+                Ok(())
+            }
+            Err(e) => Err(Self::failed("select", -1, e)),
+        }
+    }
+
+    /// Looks at the events of the batch that were not handed out, for one
+    /// that names no key (see [`unkeyed`](Self::unkeyed)).
+    #[cold]
+    fn look_at_rest(&mut self) {
+        for index in self.cursor..self.batch {
+            if let Some((raw, _)) = self.backend.event(index) {
+                if self.keys.slot_of(raw).is_none() {
+                    self.unkeyed(raw);
+                }
+            }
+        }
+        self.cursor = self.batch;
+    }
+
+    /// An event that names no key: a backend's own (a reserved token), one
+    /// of a key removed since the `select` (stale, dropped as it should be),
+    /// or, when no key was removed since, one of a registration the kernel
+    /// kept for a key the table no longer has.
+    #[cold]
+    fn unkeyed(&mut self, raw: u64) {
+        if !self.removed && !Token::is_raw_reserved(raw) {
+            self.stale = true;
+        }
+    }
+
+    #[cold]
+    fn report_stale(&mut self) -> Error {
+        self.stale = false;
+        Self::failed("select", -1, Error::StaleRegistration)
     }
 
     /// The next ready key of the last [`select`](Self::select) batch and its
@@ -565,12 +674,13 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
             }
             let index = self.cursor;
             self.cursor += 1;
-            let Some((token, ready)) = self.backend.event(index) else {
+            let Some((raw, ready)) = self.backend.event(index) else {
                 continue;
             };
             // `None` for a stale token (key gone, slot reused) or a backend's
-            // internal one.
-            let Some((slot, key)) = self.keys.slot_of(token) else {
+            // own one.
+            let Some((slot, key)) = self.keys.slot_of(raw) else {
+                self.unkeyed(raw);
                 continue;
             };
             let mask = ready & key.events;
@@ -618,7 +728,8 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
         self.keys.contains(fd)
     }
 
-    /// The backend, e.g. to attach a waker to it.
+    /// The backend, e.g. to attach a waker to it. Shared only: its
+    /// registrations are the selector's.
     #[inline]
     pub fn backend(&self) -> &B {
         &self.backend
@@ -634,11 +745,12 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
         drop(self);
     }
 
-    /// Test hook (feature `testing`, not part of the API): sets the counter
-    /// that tags registrations, so a test can cross its wrap quickly.
+    /// Test hook (feature `testing`, not part of the API): sets the count
+    /// of registrations, which tags them, so a test can cross its wraps
+    /// quickly.
     #[cfg(feature = "testing")]
-    pub fn set_tag_counter(&mut self, serial: u64) {
-        self.keys.set_serial(serial);
+    pub fn set_next_tag(&mut self, tag: u64) {
+        self.keys.set_next_tag(tag);
     }
 }
 
@@ -667,20 +779,28 @@ impl<B: Renew, T, S: Storage<T>> SelectorIn<B, T, S> {
             keys,
             cursor,
             batch,
+            removed,
+            stale,
         } = self;
         let keys: &'s KeyMapIn<T, S> = keys;
-        let mut fresh = backend.renew()?;
+        let mut fresh = backend
+            .renew()
+            .map_err(|e| Self::failed("rebuild", -1, Error::Os(e)))?;
         for (key, token) in keys.entries() {
-            let source = source_of(key).ok_or(Error::InvalidFd)?;
-            if B::fd(source) != key.fd {
-                return Err(Error::InvalidFd);
+            let source = match source_of(key) {
+                Some(source) if B::fd(source) == key.fd => source,
+                _ => return Err(Self::failed("rebuild", key.fd, Error::InvalidFd)),
+            };
+            if let Err(e) = fresh.add(source, key.events, token) {
+                return Err(Self::failed("rebuild", key.fd, Error::Os(e)));
             }
-            fresh.add(source, key.events, token)?;
         }
         *backend = fresh;
-        // The batch was the old backend's.
+        // The batch was the old backend's, and so was what it held.
         *cursor = 0;
         *batch = 0;
+        *removed = false;
+        *stale = false;
         Ok(())
     }
 }

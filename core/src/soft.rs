@@ -2,11 +2,11 @@
 //! handlers on bare metal.
 
 #[cfg(any(test, feature = "testing"))]
-use core::cell::Cell;
+use core::sync::atomic::AtomicI32;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
-use crate::platform::{Platform, Poll};
+use crate::platform::{Platform, Poll, Waiting};
 use crate::{Backend, Error, Events, OsError, RawFd, Renew, Token};
 
 /// Readiness flags for `M` software event sources, numbered `0..M`, that an
@@ -95,7 +95,7 @@ fn index(fd: RawFd, m: usize) -> Option<usize> {
 /// What the backend keeps for one source: 12 bytes on 32-bit targets (the
 /// token as two halves, so that the entry needs no 8-byte alignment).
 #[derive(Clone, Copy)]
-struct Entry {
+pub(crate) struct Entry {
     /// `Token.0` split in halves (low, high).
     token: [u32; 2],
     /// `Events` bits watched for; 0: not watched.
@@ -112,14 +112,17 @@ impl Entry {
         fired: 0,
     };
 
-    fn token(self) -> Token {
-        Token(u64::from(self.token[0]) | (u64::from(self.token[1]) << 32))
+    /// The raw token, put together again.
+    fn raw_token(self) -> u64 {
+        u64::from(self.token[0]) | (u64::from(self.token[1]) << 32)
     }
 
     fn watched(events: Events, token: Token) -> Self {
+        let raw = token.get();
         Self {
             // Halves of a u64: the casts keep exactly 32 bits each.
-            token: [token.0 as u32, (token.0 >> 32) as u32],
+            #[allow(clippy::cast_possible_truncation)]
+            token: [raw as u32, (raw >> 32) as u32],
             interest: events.bits(),
             fired: 0,
         }
@@ -156,7 +159,7 @@ impl Entry {
 /// # Size
 /// 12 bytes per source plus 2 for the batch, and a few words: a
 /// `SoftBackend<8>` with a zero-sized platform is 120 bytes on
-/// `thumbv7m-none-eabi` (344 before issue 9), measured by
+/// `thumbv7m-none-eabi`, measured by
 /// `demos/firmware`'s `contract` program.
 pub struct SoftBackend<'r, const M: usize, P = Poll> {
     readiness: &'r SoftReadiness<M>,
@@ -164,8 +167,10 @@ pub struct SoftBackend<'r, const M: usize, P = Poll> {
     /// Sources with an event in the last `wait`, in order: `ready[..len]`.
     ready: [u16; M],
     len: u16,
+    /// The errno the next call fails with (feature `testing`); 0: none. An
+    /// atomic, not a `Cell`, so the test hook leaves the type `Sync`.
     #[cfg(any(test, feature = "testing"))]
-    fail_next: Cell<Option<OsError>>,
+    fail_next: AtomicI32,
     platform: P,
 }
 
@@ -173,7 +178,7 @@ impl<'r, const M: usize> SoftBackend<'r, M, Poll> {
     /// A backend watching nothing yet, reading readiness from `readiness`,
     /// that never waits (platform [`Poll`]).
     pub const fn new(readiness: &'r SoftReadiness<M>) -> Self {
-        Self::with_platform(readiness, Poll)
+        Self::build(readiness, Poll)
     }
 }
 
@@ -182,6 +187,12 @@ impl<'r, const M: usize, P: Platform> SoftBackend<'r, M, P> {
     /// that waits through `platform`. `M` is at most 65,535 (a compile-time
     /// check).
     pub const fn with_platform(readiness: &'r SoftReadiness<M>, platform: P) -> Self {
+        Self::build(readiness, platform)
+    }
+}
+
+impl<'r, const M: usize, P> SoftBackend<'r, M, P> {
+    const fn build(readiness: &'r SoftReadiness<M>, platform: P) -> Self {
         const {
             assert!(
                 M <= u16::MAX as usize,
@@ -194,7 +205,7 @@ impl<'r, const M: usize, P: Platform> SoftBackend<'r, M, P> {
             ready: [0; M],
             len: 0,
             #[cfg(any(test, feature = "testing"))]
-            fail_next: Cell::new(None),
+            fail_next: AtomicI32::new(0),
             platform,
         }
     }
@@ -204,7 +215,7 @@ impl<'r, const M: usize, P: Platform> SoftBackend<'r, M, P> {
     /// nothing: a kernel refusing a call.
     #[cfg(any(test, feature = "testing"))]
     pub fn fail_next(&self, error: OsError) {
-        self.fail_next.set(Some(error));
+        self.fail_next.store(error.raw(), Ordering::Relaxed);
     }
 
     /// What `fd` is watched for (the "kernel's" view), or `None`.
@@ -231,10 +242,13 @@ impl<'r, const M: usize, P: Platform> SoftBackend<'r, M, P> {
 
     /// The failure armed by `fail_next` (feature `testing`), if any.
     #[inline]
-    fn injected(&self) -> Result<(), OsError> {
+    fn injected(&mut self) -> Result<(), OsError> {
         #[cfg(any(test, feature = "testing"))]
-        if let Some(e) = self.fail_next.take() {
-            return Err(e);
+        {
+            let errno = core::mem::take(self.fail_next.get_mut());
+            if errno != 0 {
+                return Err(OsError::from_raw(errno));
+            }
         }
         Ok(())
     }
@@ -279,7 +293,7 @@ fn any_ready<const M: usize>(readiness: &SoftReadiness<M>, entries: &[Entry; M])
         .any(|(i, e)| e.interest != 0 && readiness.at(i).bits() & e.interest != 0)
 }
 
-impl<const M: usize, P: Platform> Backend for SoftBackend<'_, M, P> {
+impl<const M: usize, P: Waiting> Backend for SoftBackend<'_, M, P> {
     type Source<'a> = RawFd;
 
     #[inline]
@@ -330,7 +344,7 @@ impl<const M: usize, P: Platform> Backend for SoftBackend<'_, M, P> {
         Ok(())
     }
 
-    fn forget(&mut self, fd: RawFd, _events: Events, _token: Token) {
+    fn delete_closed(&mut self, fd: RawFd, _events: Events, _token: Token) {
         if let Ok(i) = Self::slot(fd) {
             self.entries[i].interest = 0;
         }
@@ -339,7 +353,7 @@ impl<const M: usize, P: Platform> Backend for SoftBackend<'_, M, P> {
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         self.clear_batch();
         self.injected()?;
-        let poll = P::POLL_ONLY || timeout == Some(Duration::ZERO);
+        let poll = P::NEVER_WAITS || timeout == Some(Duration::ZERO);
         // The deadline is measured from the call. `None`: forever (no
         // timeout, or one too large to add to the clock).
         let deadline = match timeout {
@@ -366,21 +380,21 @@ impl<const M: usize, P: Platform> Backend for SoftBackend<'_, M, P> {
         }
     }
 
-    fn event(&self, index: usize) -> Option<(Token, Events)> {
+    fn event(&self, index: usize) -> Option<(u64, Events)> {
         if index >= usize::from(self.len) {
             return None;
         }
         let entry = self.entries[usize::from(self.ready[index])];
         // 0: deleted and added again since the `wait`.
-        (entry.fired != 0).then(|| (entry.token(), Events::from_bits_retain(entry.fired)))
+        (entry.fired != 0).then(|| (entry.raw_token(), Events::from_bits_retain(entry.fired)))
     }
 }
 
-impl<const M: usize, P: Platform + Clone> Renew for SoftBackend<'_, M, P> {
+impl<const M: usize, P: Waiting + Clone> Renew for SoftBackend<'_, M, P> {
     /// A backend over the same readiness, with a copy of the platform,
     /// watching nothing.
     fn renew(&self) -> Result<Self, OsError> {
-        Ok(Self::with_platform(self.readiness, self.platform.clone()))
+        Ok(Self::build(self.readiness, self.platform.clone()))
     }
 }
 
@@ -391,6 +405,3 @@ impl<const M: usize, P> core::fmt::Debug for SoftBackend<'_, M, P> {
             .finish_non_exhaustive()
     }
 }
-
-#[cfg(test)]
-mod tests;

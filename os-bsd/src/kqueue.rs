@@ -72,13 +72,13 @@ pub struct Kqueue<const E: usize = 256> {
     raw: sys::EventBuffer<E>,
     /// The merged events of the last `wait`: `ready[..len]`, then
     /// `extra[..extra_len]`.
-    ready: [(Token, Events); E],
+    ready: [(u64, Events); E],
     len: usize,
     /// Write registrations the kernel refused because a pipe's reader is
     /// gone, reported as writable by `wait` itself.
     peer_gone: PeerGone,
     /// WRITE of the `peer_gone` fds that the kernel reported nothing for.
-    extra: [(Token, Events); peer_gone::CAPACITY],
+    extra: [(u64, Events); peer_gone::CAPACITY],
     extra_len: usize,
 }
 
@@ -122,10 +122,10 @@ impl<const E: usize> Kqueue<E> {
             fd,
             wake,
             raw: sys::EventBuffer::new(),
-            ready: [(Token::INTERNAL, Events::empty()); E],
+            ready: [(Token::INTERNAL.get(), Events::empty()); E],
             len: 0,
             peer_gone: PeerGone::new(),
-            extra: [(Token::INTERNAL, Events::empty()); peer_gone::CAPACITY],
+            extra: [(Token::INTERNAL.get(), Events::empty()); peer_gone::CAPACITY],
             extra_len: 0,
         }
     }
@@ -181,7 +181,7 @@ impl<const E: usize> Kqueue<E> {
                 Ok(())
             }
             Some(errno) => {
-                if self.peer_gone.insert(fd, token) {
+                if self.peer_gone.insert(fd, token.get()) {
                     Ok(())
                 } else {
                     self.undo(fd, &settled.undo, token);
@@ -313,19 +313,19 @@ fn kevent_change(fd: RawFd, change: Change, udata: *mut c_void) -> Event {
 #[inline]
 pub(crate) fn udata(token: Token) -> *mut c_void {
     // Lossless: the crate only builds for 64-bit pointers (see lib.rs).
-    core::ptr::without_provenance_mut(token.0 as usize)
+    core::ptr::without_provenance_mut(token.get() as usize)
 }
 
 /// The token in a returned event's `udata`.
 #[inline]
-fn token_of(ev: &Event) -> Token {
+fn token_of(ev: &Event) -> u64 {
     // Lossless: `usize` is 64 bits here.
-    Token(ev.udata().addr() as u64)
+    ev.udata().addr() as u64
 }
 
 /// A returned event → its token and readiness.
 #[inline]
-fn readiness_of(ev: &Event) -> (Token, Events) {
+fn readiness_of(ev: &Event) -> (u64, Events) {
     let filter = match ev.filter() {
         EventFilter::Read(_) => Some(Filter::Read),
         EventFilter::Write(_) => Some(Filter::Write),
@@ -457,7 +457,7 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// The application closed `fd` while registered: the kernel dropped its
     /// filters with it (`knote_fdclose`); only the backend's own record of
     /// a pipe whose reader is gone is left to drop. No kernel call.
-    fn forget(&mut self, fd: RawFd, _events: Events, _token: Token) {
+    fn delete_closed(&mut self, fd: RawFd, _events: Events, _token: Token) {
         if !self.peer_gone.is_empty() {
             self.peer_gone.remove(fd);
         }
@@ -499,7 +499,7 @@ impl<const E: usize> Backend for Kqueue<E> {
     }
 
     #[inline]
-    fn event(&self, index: usize) -> Option<(Token, Events)> {
+    fn event(&self, index: usize) -> Option<(u64, Events)> {
         match index.checked_sub(self.len) {
             None => self.ready.get(index).copied(),
             Some(i) => self.extra.get(..self.extra_len)?.get(i).copied(),

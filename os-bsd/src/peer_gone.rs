@@ -14,7 +14,7 @@
 //!
 //! Compiled on every target (and unit-tested on Linux).
 
-use ioselect_core::{Events, RawFd, Token};
+use ioselect_core::{Events, RawFd};
 
 /// How many such registrations one backend holds at once. A pipe whose
 /// reader is gone is an end-of-life condition, seen briefly before the
@@ -25,7 +25,7 @@ pub(crate) const CAPACITY: usize = 8;
 /// The fds (with their tokens) whose WRITE readiness the backend reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PeerGone {
-    items: [(RawFd, Token); CAPACITY],
+    items: [(RawFd, u64); CAPACITY],
     len: usize,
 }
 
@@ -33,7 +33,7 @@ impl PeerGone {
     /// An empty set.
     pub(crate) const fn new() -> Self {
         Self {
-            items: [(-1, Token::INTERNAL); CAPACITY],
+            items: [(-1, 0); CAPACITY],
             len: 0,
         }
     }
@@ -53,7 +53,7 @@ impl PeerGone {
     /// Files `fd` with `token` (replacing the token if `fd` is filed);
     /// false when the set is full.
     #[must_use]
-    pub(crate) fn insert(&mut self, fd: RawFd, token: Token) -> bool {
+    pub(crate) fn insert(&mut self, fd: RawFd, token: u64) -> bool {
         if let Some(slot) = self
             .items
             .get_mut(..self.len)
@@ -80,7 +80,7 @@ impl PeerGone {
         }
     }
 
-    fn as_slice(&self) -> &[(RawFd, Token)] {
+    fn as_slice(&self) -> &[(RawFd, u64)] {
         self.items.get(..self.len).unwrap_or(&[])
     }
 
@@ -92,12 +92,12 @@ impl PeerGone {
     /// [`merge`]: crate::ready::merge
     pub(crate) fn report(
         &self,
-        merged: &mut [(Token, Events)],
-        extra: &mut [(Token, Events); CAPACITY],
+        merged: &mut [(u64, Events)],
+        extra: &mut [(u64, Events); CAPACITY],
     ) -> usize {
         let mut n = 0;
         for &(_, token) in self.as_slice() {
-            match merged.binary_search_by_key(&token.0, |e| e.0.0) {
+            match merged.binary_search_by_key(&token, |e| e.0) {
                 Ok(i) => {
                     if let Some(e) = merged.get_mut(i) {
                         e.1 |= Events::WRITE;
@@ -126,10 +126,10 @@ mod tests {
     fn insert_remove_contains() {
         let mut set = PeerGone::new();
         assert!(set.is_empty());
-        assert!(set.insert(5, Token(50)));
-        assert!(set.insert(6, Token(60)));
+        assert!(set.insert(5, 50));
+        assert!(set.insert(6, 60));
         // Re-filing an fd replaces its token, it does not add a second one.
-        assert!(set.insert(5, Token(51)));
+        assert!(set.insert(5, 51));
         assert!(set.contains(5) && set.contains(6) && !set.contains(7));
         set.remove(5);
         assert!(!set.contains(5) && set.contains(6));
@@ -142,13 +142,13 @@ mod tests {
     fn a_full_set_refuses_more() {
         let mut set = PeerGone::new();
         for fd in 0..CAPACITY as RawFd {
-            assert!(set.insert(fd, Token(fd as u64)));
+            assert!(set.insert(fd, fd as u64));
         }
-        assert!(!set.insert(100, Token(100)));
+        assert!(!set.insert(100, 100));
         // An fd already filed is still accepted.
-        assert!(set.insert(0, Token(7)));
+        assert!(set.insert(0, 7));
         set.remove(3);
-        assert!(set.insert(100, Token(100)));
+        assert!(set.insert(100, 100));
     }
 
     /// Every filed token is reported WRITE once: merged into the kernel's
@@ -157,13 +157,13 @@ mod tests {
     #[test]
     fn report_merges_or_appends_write() {
         let mut set = PeerGone::new();
-        assert!(set.insert(10, Token(2)));
-        assert!(set.insert(11, Token(9)));
-        let mut merged = [(Token(1), R), (Token(2), R), (Token(5), W)];
-        let mut extra = [(Token(0), Events::empty()); CAPACITY];
+        assert!(set.insert(10, 2));
+        assert!(set.insert(11, 9));
+        let mut merged = [(1, R), (2, R), (5, W)];
+        let mut extra = [(0, Events::empty()); CAPACITY];
         let n = set.report(&mut merged, &mut extra);
-        assert_eq!(merged, [(Token(1), R), (Token(2), R | W), (Token(5), W)]);
-        assert_eq!(&extra[..n], [(Token(9), W)]);
+        assert_eq!(merged, [(1, R), (2, R | W), (5, W)]);
+        assert_eq!(&extra[..n], [(9, W)]);
 
         let n = PeerGone::new().report(&mut merged, &mut extra);
         assert_eq!(n, 0);

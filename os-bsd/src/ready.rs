@@ -6,6 +6,9 @@
 
 use ioselect_core::{Events, Token};
 
+/// The raw value of [`Token::INTERNAL`], as kevent's `udata` returns it.
+const INTERNAL: u64 = Token::INTERNAL.get();
+
 use crate::changes::Filter;
 
 /// The readiness one returned kevent reports: `filter` is `None` for a filter
@@ -44,14 +47,14 @@ pub(crate) fn readiness(filter: Option<Filter>, eof: bool) -> Events {
 /// next wait.
 pub(crate) fn merge<E>(
     raw: &mut [E],
-    read: impl Fn(&E) -> (Token, Events),
-    out: &mut [(Token, Events)],
+    read: impl Fn(&E) -> (u64, Events),
+    out: &mut [(u64, Events)],
 ) -> usize {
-    raw.sort_unstable_by_key(|e| read(e).0.0);
+    raw.sort_unstable_by_key(|e| read(e).0);
     let mut count = 0;
-    let mut run: Option<(Token, Events)> = None;
+    let mut run: Option<(u64, Events)> = None;
     for (token, events) in raw.iter().map(&read) {
-        if token == Token::INTERNAL || events.is_empty() {
+        if token == INTERNAL || events.is_empty() {
             continue;
         }
         match &mut run {
@@ -73,7 +76,7 @@ pub(crate) fn merge<E>(
 }
 
 /// Writes `item` at `out[*count]` and counts it; false when `out` is full.
-fn emit(out: &mut [(Token, Events)], count: &mut usize, item: (Token, Events)) -> bool {
+fn emit(out: &mut [(u64, Events)], count: &mut usize, item: (u64, Events)) -> bool {
     match out.get_mut(*count) {
         Some(slot) => {
             *slot = item;
@@ -93,23 +96,23 @@ mod tests {
     const RW: Events = Events::READ.union(Events::WRITE);
 
     /// A stand-in for `struct kevent`: token (`udata`), filter, `EV_EOF`.
-    type Raw = (Token, Option<Filter>, bool);
+    type Raw = (u64, Option<Filter>, bool);
 
-    fn read(raw: &Raw) -> (Token, Events) {
+    fn read(raw: &Raw) -> (u64, Events) {
         (raw.0, readiness(raw.1, raw.2))
     }
 
     /// Merges `raw` into an output of `M` slots; returns the used part.
     fn merged<const M: usize>(raw: &mut [Raw]) -> Out<M> {
-        let mut out = [(Token(0), Events::empty()); M];
+        let mut out = [((0), Events::empty()); M];
         let n = merge(raw, read, &mut out);
         Out(out, n)
     }
 
-    struct Out<const M: usize>([(Token, Events); M], usize);
+    struct Out<const M: usize>([(u64, Events); M], usize);
 
     impl<const M: usize> Out<M> {
-        fn as_slice(&self) -> &[(Token, Events)] {
+        fn as_slice(&self) -> &[(u64, Events)] {
             &self.0[..self.1]
         }
     }
@@ -134,20 +137,20 @@ mod tests {
     #[test]
     fn read_and_write_of_one_fd_become_one_result() {
         let mut raw = [
-            (Token(7), Some(Filter::Read), false),
-            (Token(3), Some(Filter::Write), false),
-            (Token(7), Some(Filter::Write), false),
+            ((7), Some(Filter::Read), false),
+            ((3), Some(Filter::Write), false),
+            ((7), Some(Filter::Write), false),
         ];
         let out = merged::<4>(&mut raw);
-        assert_eq!(out.as_slice(), [(Token(3), W), (Token(7), RW)]);
+        assert_eq!(out.as_slice(), [((3), W), ((7), RW)]);
     }
 
     #[test]
     fn every_token_appears_once_with_the_union_of_its_events() {
         // 40 events over 8 tokens in a scrambled order (no two adjacent).
-        let mut raw = [(Token(0), None, false); 40];
+        let mut raw = [((0), None, false); 40];
         for (i, slot) in raw.iter_mut().enumerate() {
-            let token = Token(((i * 5) % 8) as u64);
+            let token = ((i * 5) % 8) as u64;
             let filter = if i % 3 == 0 {
                 Filter::Write
             } else {
@@ -155,14 +158,14 @@ mod tests {
             };
             *slot = (token, Some(filter), false);
         }
-        let expected: [(Token, Events); 8] = core::array::from_fn(|t| {
+        let expected: [(u64, Events); 8] = core::array::from_fn(|t| {
             let mut events = Events::empty();
             for i in 0..40 {
                 if (i * 5) % 8 == t {
                     events |= if i % 3 == 0 { W } else { R };
                 }
             }
-            (Token(t as u64), events)
+            ((t as u64), events)
         });
         let out = merged::<16>(&mut raw);
         assert_eq!(out.as_slice(), expected);
@@ -172,32 +175,29 @@ mod tests {
     fn eof_is_reported_per_filter_and_merged_per_fd() {
         let mut raw = [
             // Our shutdown(SHUT_WR): only the write filter fires, with EOF.
-            (Token(1), Some(Filter::Write), true),
+            ((1), Some(Filter::Write), true),
             // A hang-up: both filters fire, both with EOF.
-            (Token(2), Some(Filter::Read), true),
-            (Token(2), Some(Filter::Write), true),
+            ((2), Some(Filter::Read), true),
+            ((2), Some(Filter::Write), true),
             // The peer stopped sending: the read filter, with EOF.
-            (Token(3), Some(Filter::Read), true),
+            ((3), Some(Filter::Read), true),
         ];
         let out = merged::<4>(&mut raw);
-        assert_eq!(
-            out.as_slice(),
-            [(Token(1), W), (Token(2), RW), (Token(3), R)]
-        );
+        assert_eq!(out.as_slice(), [((1), W), ((2), RW), ((3), R)]);
     }
 
     #[test]
     fn internal_and_empty_events_are_dropped() {
         let mut raw = [
-            (Token::INTERNAL, None, false),
-            (Token(5), Some(Filter::Read), false),
-            (Token::INTERNAL, Some(Filter::Read), false),
-            (Token(6), None, false),
+            (INTERNAL, None, false),
+            ((5), Some(Filter::Read), false),
+            (INTERNAL, Some(Filter::Read), false),
+            ((6), None, false),
         ];
         let out = merged::<4>(&mut raw);
-        assert_eq!(out.as_slice(), [(Token(5), R)]);
+        assert_eq!(out.as_slice(), [((5), R)]);
 
-        let mut only_waker = [(Token::INTERNAL, None, false)];
+        let mut only_waker = [(INTERNAL, None, false)];
         assert_eq!(merged::<4>(&mut only_waker).as_slice(), []);
         assert_eq!(merged::<4>(&mut []).as_slice(), []);
     }
@@ -205,16 +205,16 @@ mod tests {
     #[test]
     fn a_full_output_keeps_the_first_runs_whole() {
         let mut raw = [
-            (Token(3), Some(Filter::Read), false),
-            (Token(1), Some(Filter::Read), false),
-            (Token(2), Some(Filter::Write), false),
-            (Token(1), Some(Filter::Write), false),
-            (Token(2), Some(Filter::Read), false),
+            ((3), Some(Filter::Read), false),
+            ((1), Some(Filter::Read), false),
+            ((2), Some(Filter::Write), false),
+            ((1), Some(Filter::Write), false),
+            ((2), Some(Filter::Read), false),
         ];
         let out = merged::<2>(&mut raw);
         // Token 3 is left for the next wait; 1 and 2 are complete.
-        assert_eq!(out.as_slice(), [(Token(1), RW), (Token(2), RW)]);
-        let mut raw = [(Token(9), Some(Filter::Read), false)];
+        assert_eq!(out.as_slice(), [((1), RW), ((2), RW)]);
+        let mut raw = [((9), Some(Filter::Read), false)];
         assert_eq!(merged::<0>(&mut raw).as_slice(), []);
     }
 }

@@ -74,7 +74,7 @@ impl<const E: usize> Epoll<E> {
         epoll::add(
             &fd,
             &notify,
-            EventData::new_u64(Token::INTERNAL.0),
+            EventData::new_u64(Token::INTERNAL.get()),
             EventFlags::IN | EventFlags::ET,
         )
         .map_err(os_error)?;
@@ -107,6 +107,13 @@ impl<const E: usize> Renew for Epoll<E> {
 }
 
 impl<const E: usize> AsFd for Epoll<E> {
+    /// The epoll fd, to wait on it from another poller (it is readable
+    /// while an event is ready), as Python's `EpollSelector.fileno()`.
+    ///
+    /// `epoll_ctl` on it voids the selector's promise that every event
+    /// reaches the key it belongs to: a registration made there carries
+    /// whatever `data` its caller chose, which the selector cannot tell from
+    /// a key's token.
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
@@ -202,6 +209,28 @@ mod raw {
     // SAFETY: as for `Send`; `&Epoll` only reads the buffer (`event`) and
     // passes the fd to thread-safe syscalls (`Waker::new`'s `epoll_ctl`).
     unsafe impl<const E: usize> Sync for Epoll<E> {}
+
+    /// `epoll_ctl(EPOLL_CTL_DEL)` of whatever `fd` names now, from `epoll`'s
+    /// interest set; the outcome is not needed (see `delete_closed`).
+    pub(super) fn delete_number(epoll: rustix::fd::BorrowedFd<'_>, fd: ioselect_core::RawFd) {
+        if fd < 0 {
+            return;
+        }
+        // SAFETY: the application says `fd` was closed, so the number may be
+        // closed, or name another file by now; `borrow_raw`'s contract (the
+        // fd stays open while borrowed) only decides which file the call
+        // names. `EPOLL_CTL_DEL` looks the number up in this process's fd
+        // table and the (file, number) pair up in this epoll's interest set,
+        // and touches nothing else: on a closed number it fails with
+        // `EBADF`, on a file not watched under this number with `ENOENT`.
+        // Whatever file it names, its registration under this number is no
+        // live key's (the table has no key for the number but the one being
+        // removed) and not the selector's own (the caller skips the wake-up
+        // eventfd). No memory is reached through the number, and the
+        // borrow ends with the call.
+        let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = rustix::event::epoll::delete(epoll, fd);
+    }
 }
 
 impl<const E: usize> Backend for Epoll<E> {
@@ -214,11 +243,20 @@ impl<const E: usize> Backend for Epoll<E> {
         source.as_raw_fd()
     }
 
-    /// `epoll_ctl(EPOLL_CTL_ADD)`.
+    /// `epoll_ctl(EPOLL_CTL_ADD)`. When epoll already watches this open
+    /// file under this number (`EEXIST`: the selector has no key for the
+    /// number, so that is a registration left over from a key closed while
+    /// registered, whose file came back under the same number), it is taken
+    /// over with `EPOLL_CTL_MOD`: the new token and events, one call that
+    /// touches no other registration.
     #[doc(alias = "epoll_ctl")]
     #[inline]
     fn add(&mut self, fd: BorrowedFd<'_>, events: Events, token: Token) -> Result<(), OsError> {
-        epoll::add(&self.fd, fd, EventData::new_u64(token.0), interest(events)).map_err(os_error)
+        let data = EventData::new_u64(token.get());
+        match epoll::add(&self.fd, fd, data, interest(events)) {
+            Err(Errno::EXIST) => self.take_over(fd, events, token),
+            result => result.map_err(os_error),
+        }
     }
 
     /// `epoll_ctl(EPOLL_CTL_MOD)`: one call, so it either happens or not.
@@ -231,7 +269,8 @@ impl<const E: usize> Backend for Epoll<E> {
         new: Events,
         token: Token,
     ) -> Result<(), OsError> {
-        epoll::modify(&self.fd, fd, EventData::new_u64(token.0), interest(new)).map_err(os_error)
+        epoll::modify(&self.fd, fd, EventData::new_u64(token.get()), interest(new))
+            .map_err(os_error)
     }
 
     /// `epoll_ctl(EPOLL_CTL_DEL)`. `ENOENT` (the key's fd was closed and its
@@ -272,6 +311,9 @@ impl<const E: usize> Backend for Epoll<E> {
         match result {
             Ok(n) => {
                 self.ready = n;
+                if n > 0 {
+                    self.take_wake(n);
+                }
                 Ok(n)
             }
             Err(e) => {
@@ -281,19 +323,76 @@ impl<const E: usize> Backend for Epoll<E> {
         }
     }
 
+    /// Removes the registration `fd` names, if any, unless it is the
+    /// selector's own wake-up eventfd: an application that calls
+    /// `unregister_closed` before `close` (or whose fd is still open after
+    /// all) leaves nothing behind. A number that is closed while its open
+    /// file lives on (a `dup`, a child) cannot name the registration: that
+    /// one stays (`Error::StaleRegistration` from `select`).
+    #[doc(alias = "epoll_ctl")]
+    fn delete_closed(&mut self, fd: RawFd, _events: Events, _token: Token) {
+        if fd != self.notify.as_raw_fd() {
+            raw::delete_number(self.fd.as_fd(), fd);
+        }
+    }
+
     #[inline]
-    fn event(&self, index: usize) -> Option<(Token, Events)> {
+    fn event(&self, index: usize) -> Option<(u64, Events)> {
         if index >= self.ready {
             return None;
         }
         let event = self.events.get(index)?;
         // Copy out of the (packed on x86_64) struct before use.
         let (flags, data) = (event.flags, event.data);
-        Some((Token(data.u64()), readiness(flags)))
+        Some((data.u64(), readiness(flags)))
     }
 }
 
 impl<const E: usize> Epoll<E> {
+    /// `EPOLL_CTL_MOD` of a registration `add` found left over (`EEXIST`),
+    /// with the new token and events. `EEXIST` again if even that fails.
+    #[cold]
+    fn take_over(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        events: Events,
+        token: Token,
+    ) -> Result<(), OsError> {
+        let data = EventData::new_u64(token.get());
+        epoll::modify(&self.fd, fd, data, interest(events)).map_err(|_| OsError::EEXIST)
+    }
+
+    /// Consumes a wake-up the first `n` events report: reads the wake-up
+    /// eventfd back to 0, so its counter is non-zero exactly while a wake is
+    /// pending (a fresh epoll made by `renew` would otherwise report a wake
+    /// nobody sent). A wake written after the read is a new edge and ends
+    /// the next wait; one written between `epoll_wait` and the read is
+    /// answered by this one.
+    #[inline]
+    fn take_wake(&mut self, n: usize) {
+        let woken = self
+            .events
+            .iter()
+            .take(n)
+            .any(|event| ({ event.data }).u64() == Token::INTERNAL.get());
+        if woken {
+            self.drain_notify();
+        }
+    }
+
+    #[cold]
+    fn drain_notify(&self) {
+        let mut count = [0u8; 8];
+        loop {
+            match rustix::io::read(&self.notify, &mut count) {
+                Err(Errno::INTR) => {}
+                // `EAGAIN`: another reader (none exists) took it; any other
+                // error leaves at worst one early return of a renewed epoll.
+                _ => return,
+            }
+        }
+    }
+
     /// [`Backend::wait`] with a positive timeout: waits until the deadline,
     /// retrying on `EINTR` and on an early return with the time that is
     /// left.
@@ -345,6 +444,21 @@ mod tests {
         send_sync::<Epoll<1>>();
         send_sync::<Epoll>();
         send_sync::<crate::EpollSelector<u32, 4>>();
+    }
+
+    /// `delete_closed` of the number of the selector's own wake-up eventfd
+    /// (a stale key could only carry it through a bug elsewhere) leaves the
+    /// wake-up registration alone.
+    #[test]
+    fn delete_closed_never_reaches_the_wake_registration() {
+        let mut epoll = Epoll::<4>::new().unwrap();
+        let notify = epoll.notify.as_raw_fd();
+        epoll.delete_closed(notify, Events::READ, Token::reserved(1));
+        let waker = crate::Waker::new(&epoll).unwrap();
+        waker.wake().unwrap();
+        let n = epoll.wait(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(epoll.event(0).map(|e| e.0), Some(Token::INTERNAL.get()));
     }
 
     #[test]

@@ -283,15 +283,15 @@ impl<B: Backend> Backend for CountingBackend<B> {
         self.calls += 1;
         self.inner.delete(fd, events, token)
     }
-    fn forget(&mut self, fd: RawFd, events: Events, token: Token) {
+    fn delete_closed(&mut self, fd: RawFd, events: Events, token: Token) {
         self.calls += 1;
-        self.inner.forget(fd, events, token);
+        self.inner.delete_closed(fd, events, token);
     }
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         self.calls += 1;
         self.inner.wait(timeout)
     }
-    fn event(&self, index: usize) -> Option<(Token, Events)> {
+    fn event(&self, index: usize) -> Option<(u64, Events)> {
         self.events_read.set(self.events_read.get() + 1);
         self.inner.event(index)
     }

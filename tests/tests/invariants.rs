@@ -5,25 +5,11 @@
 //! than the stack, and the size of one batch.
 
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use ioselect_tests::backend::{Backend, SelectorIn, Slot};
-use ioselect_tests::{
-    DefaultSelector, Error, Events, OsBackend, Waker, dup_at_least, serial, socketpair,
-};
-
-/// A pipe, both ends non-blocking and close-on-exec: (read end, write end).
-/// (std's `pipe`, close-on-exec everywhere; rustix has no `pipe_with` on
-/// Apple's OSes.)
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let (r, w) = std::io::pipe().expect("pipe");
-    let (r, w) = (OwnedFd::from(r), OwnedFd::from(w));
-    for end in [&r, &w] {
-        rustix::io::ioctl_fionbio(end, true).expect("O_NONBLOCK");
-    }
-    (r, w)
-}
+use ioselect_tests::{DefaultSelector, Error, Events, OsBackend, Waker, serial, socketpair};
 
 /// A wake 50 ms from now, from another thread, ends a blocking `select`.
 fn assert_woken<T, const N: usize>(sel: &mut DefaultSelector<T, N>, waker: &Waker) {
@@ -49,14 +35,14 @@ fn stale_event_across_2_pow_32_registrations_on_the_kernel() {
     let mut sel = DefaultSelector::<u32, 8>::open().unwrap();
     let (a, peer_a) = socketpair();
     let (b, peer_b) = socketpair();
-    sel.set_tag_counter(u64::from(u32::MAX) - 1);
+    sel.set_next_tag(u64::from(u32::MAX) - 1);
     sel.register(a.as_fd(), Events::READ, 1).unwrap();
     (&peer_a).write_all(b"x").unwrap();
     (&peer_b).write_all(b"y").unwrap();
     sel.select(Some(Duration::from_secs(5))).unwrap();
     // Mid-batch: a goes; b takes its slot 2^32 registrations later.
     sel.unregister(a.as_fd()).unwrap();
-    sel.set_tag_counter(u64::from(u32::MAX) - 1 + (1 << 32));
+    sel.set_next_tag(u64::from(u32::MAX) - 1 + (1 << 32));
     sel.register(b.as_fd(), Events::READ, 2).unwrap();
     assert!(sel.next_ready().is_none(), "a's event reached b");
     sel.select(Some(Duration::from_secs(5))).unwrap();
@@ -100,74 +86,6 @@ fn a_stale_unregister_never_removes_the_selectors_own_waker() {
     assert_woken(&mut sel, &waker2);
 }
 
-/// epoll watches open files: an fd closed while registered, whose file lives
-/// on in a `dup`, stays in epoll's set. Registering that file again under
-/// that number is `StaleRegistration`; `rebuild` leaves it behind.
-#[test]
-#[cfg_attr(
-    not(any(target_os = "linux", target_os = "android")),
-    ignore = "kqueue drops an fd's filters when the fd closes: nothing lingers"
-)]
-fn closed_while_registered_with_a_dup_alive_is_detected_and_rebuilt() {
-    let _serial = serial();
-    let mut sel = DefaultSelector::<&str, 8>::open().unwrap();
-    let (r, w) = pipe();
-    let (keep_r, _keep_w) = pipe();
-    sel.register(keep_r.as_fd(), Events::READ, "keep").unwrap();
-    let n = r.as_raw_fd();
-    sel.register(r.as_fd(), Events::READ, "pipe").unwrap();
-    let alive = dup_at_least(&r, 0).unwrap(); // the open file lives on
-    drop(r);
-    assert_eq!(sel.unregister_closed(n).unwrap().into_data(), "pipe");
-    rustix::io::write(&w, b"x").unwrap();
-
-    // What happens: the stale registration ends every select, with no key.
-    let mut returns = 0;
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(100) && returns < 1000 {
-        sel.select(Some(Duration::from_millis(500))).unwrap();
-        assert!(sel.next_ready().is_none());
-        returns += 1;
-    }
-    assert!(
-        returns >= 10,
-        "epoll stopped reporting the stale file: {returns}"
-    );
-
-    // The same open file under the same number: StaleRegistration, and
-    // nothing changes.
-    let again = dup_at_least(&alive, n).unwrap();
-    assert_eq!(again.as_raw_fd(), n);
-    let e = sel
-        .register(again.as_fd(), Events::READ, "again")
-        .unwrap_err();
-    assert_eq!(e.into_parts(), (Error::StaleRegistration, "again"));
-    assert_eq!(sel.len(), 1);
-    // Another open file under that number is no problem for epoll.
-    let (other, _other_w) = pipe();
-    let other_fd = other.as_raw_fd();
-    sel.register(other.as_fd(), Events::READ, "other").unwrap();
-    sel.unregister(other.as_fd()).unwrap();
-    assert_ne!(other_fd, n);
-
-    // The way out: a fresh epoll with exactly the table's keys.
-    sel.rebuild(|key| (key.fd() == keep_r.as_raw_fd()).then(|| keep_r.as_fd()))
-        .unwrap();
-    let start = Instant::now();
-    sel.select(Some(Duration::from_millis(200))).unwrap();
-    assert!(sel.next_ready().is_none());
-    assert!(
-        start.elapsed() >= Duration::from_millis(190),
-        "still woken by the stale file"
-    );
-    sel.register(again.as_fd(), Events::READ, "again").unwrap();
-    sel.select(Some(Duration::from_secs(5))).unwrap();
-    let (key, mask) = sel.next_ready().unwrap();
-    assert_eq!((*key.data(), mask), ("again", Events::READ));
-    // The waker made before the rebuild still wakes the new epoll.
-    drop(alive);
-}
-
 /// A waker made before `rebuild` wakes the rebuilt selector.
 #[test]
 fn wakers_survive_rebuild() {
@@ -204,11 +122,11 @@ fn event_past_the_last_count_is_none() {
         .add(
             a.as_fd(),
             Events::READ | Events::WRITE,
-            ioselect_tests::Token(1),
+            ioselect_tests::Token::reserved(1),
         )
         .unwrap();
     backend
-        .add(b.as_fd(), Events::WRITE, ioselect_tests::Token(2))
+        .add(b.as_fd(), Events::WRITE, ioselect_tests::Token::reserved(2))
         .unwrap();
     let n = backend.wait(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(n, 2);
@@ -218,14 +136,14 @@ fn event_past_the_last_count_is_none() {
         .delete(
             a.as_fd(),
             Events::READ | Events::WRITE,
-            ioselect_tests::Token(1),
+            ioselect_tests::Token::reserved(1),
         )
         .unwrap();
     let n = backend.wait(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(n, 1);
     assert_eq!(
         backend.event(0).map(|e| e.0),
-        Some(ioselect_tests::Token(2))
+        Some(ioselect_tests::Token::reserved(2).get())
     );
     assert_eq!(backend.event(1), None);
     assert_eq!(backend.event(4), None);
@@ -272,33 +190,41 @@ fn a_full_batch_with_a_wake_pending_loses_nothing() {
     let mut backend = OsBackend::<2>::open().unwrap();
     let (a, _pa) = socketpair();
     let (b, _pb) = socketpair();
-    backend.add(a.as_fd(), Events::WRITE, Token(1)).unwrap();
-    backend.add(b.as_fd(), Events::WRITE, Token(2)).unwrap();
+    backend
+        .add(a.as_fd(), Events::WRITE, Token::reserved(1))
+        .unwrap();
+    backend
+        .add(b.as_fd(), Events::WRITE, Token::reserved(2))
+        .unwrap();
     let waker = Waker::new(&backend).unwrap();
     waker.wake().unwrap();
     let first = backend.wait(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(first, 2, "the buffer holds two events");
-    let tokens: Vec<Token> = (0..first)
+    let tokens: Vec<u64> = (0..first)
         .filter_map(|i| backend.event(i))
         .map(|e| e.0)
         .collect();
     // Whatever was left out comes next: the keys (level-triggered) while
     // registered, the wake-up once. Take the keys away and look.
-    backend.delete(a.as_fd(), Events::WRITE, Token(1)).unwrap();
-    backend.delete(b.as_fd(), Events::WRITE, Token(2)).unwrap();
+    backend
+        .delete(a.as_fd(), Events::WRITE, Token::reserved(1))
+        .unwrap();
+    backend
+        .delete(b.as_fd(), Events::WRITE, Token::reserved(2))
+        .unwrap();
     let start = Instant::now();
     let second = backend.wait(Some(Duration::from_millis(300))).unwrap();
-    let later: Vec<Token> = (0..second)
+    let later: Vec<u64> = (0..second)
         .filter_map(|i| backend.event(i))
         .map(|e| e.0)
         .collect();
     let wakes = tokens
         .iter()
         .chain(&later)
-        .filter(|t| **t == Token::INTERNAL)
+        .filter(|t| **t == Token::INTERNAL.get())
         .count();
     assert_eq!(wakes, 1, "first {tokens:?}, then {later:?}");
-    if !tokens.contains(&Token::INTERNAL) {
+    if !tokens.contains(&Token::INTERNAL.get()) {
         assert!(
             start.elapsed() < Duration::from_millis(250),
             "the pending wake waited"

@@ -38,7 +38,7 @@ impl Backend for Openable {
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         self.0.wait(timeout)
     }
-    fn event(&self, index: usize) -> Option<(Token, Events)> {
+    fn event(&self, index: usize) -> Option<(u64, Events)> {
         self.0.event(index)
     }
 }

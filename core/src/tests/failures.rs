@@ -134,7 +134,7 @@ impl Backend for KeepsBuffer<'_> {
             self.inner.wait(timeout)
         }
     }
-    fn event(&self, index: usize) -> Option<(Token, Events)> {
+    fn event(&self, index: usize) -> Option<(u64, Events)> {
         self.inner.event(index)
     }
 }

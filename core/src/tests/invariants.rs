@@ -8,8 +8,10 @@ use super::*;
 use crate::{KeyMapIn, Renew, SelectorIn, Slot};
 
 /// The bits of a token that hold the tag, for a table of `cap` slots.
+/// The bits of a tag a token keeps: 64 less the reserved bit and the index
+/// bits.
 fn tag_bits(cap: u32) -> u32 {
-    64 - (u32::BITS - cap.leading_zeros())
+    63 - (u32::BITS - cap.leading_zeros())
 }
 
 #[test]
@@ -42,20 +44,20 @@ fn a_key_mut_changes_the_data_and_nothing_else() {
 }
 
 /// The old token layout kept 32 bits of per-slot generation: the 2^32nd
-/// registration of a slot matched a stale token. Now the tag is 64 bits
+/// registration of a slot matched a stale token. Now the tag is 63 bits
 /// less the index bits, counted table-wide.
 #[test]
 fn a_stale_event_does_not_reach_a_key_2_pow_32_registrations_later() {
     let r = SoftReadiness::new();
     let mut sel: Sel<'_, 8> = new_sel(&r);
-    sel.set_tag_counter(u64::from(u32::MAX) - 1);
+    sel.set_next_tag(u64::from(u32::MAX) - 1);
     sel.register(1, Events::READ, 1).unwrap();
     r.set(1, Events::READ);
     r.set(2, Events::READ);
     sel.select(Some(Duration::ZERO)).unwrap();
     // Mid-batch: fd 1 goes, and fd 2 takes its slot 2^32 registrations later.
     sel.unregister(1).unwrap();
-    sel.set_tag_counter(u64::from(u32::MAX) - 1 + (1 << 32));
+    sel.set_next_tag(u64::from(u32::MAX) - 1 + (1 << 32));
     sel.register(2, Events::READ, 2).unwrap();
     assert!(
         sel.next_ready().is_none(),
@@ -64,16 +66,16 @@ fn a_stale_event_does_not_reach_a_key_2_pow_32_registrations_later() {
     assert_eq!(select_now(&mut sel), [(2, Events::READ, 2)]);
 }
 
-/// Crossing the tag's own wrap boundary (`2^(64 - b)` for `b` index bits)
+/// Crossing the tag's own wrap boundary (`2^(63 - b)` for `b` index bits)
 /// within one batch, with churn on the slot: never a stale delivery. And the
 /// documented bound is exact: only a registration exactly a multiple of
-/// `2^(64 - b)` later could match.
+/// `2^(63 - b)` later could match, and one registration fewer does not.
 #[test]
 fn crossing_the_tag_wrap_mid_batch_never_delivers_a_stale_event() {
     let r = SoftReadiness::new();
     let mut sel: Sel<'_, 8> = new_sel(&r);
     let period: u64 = 1 << tag_bits(8);
-    sel.set_tag_counter(period - 3);
+    sel.set_next_tag(period - 3);
     sel.register(1, Events::READ, 1).unwrap(); // tag period - 3
     r.set(1, Events::READ);
     r.set(2, Events::READ);
@@ -88,31 +90,49 @@ fn crossing_the_tag_wrap_mid_batch_never_delivers_a_stale_event() {
     assert!(sel.next_ready().is_none());
     assert_eq!(select_now(&mut sel), [(2, Events::READ, 2)]);
 
-    // The bound: a stale token of tag t matches the slot's tag t + period.
+    // The bound: a stale token of tag t matches the slot's tag t + period,
+    // and not t + period - 1 (nor, shown above, t + 1 .. t + 8).
     let mut sel: Sel<'_, 8> = new_sel(&r);
-    sel.set_tag_counter(5);
+    sel.set_next_tag(5);
     sel.register(1, Events::READ, 1).unwrap();
     sel.select(Some(Duration::ZERO)).unwrap();
     sel.unregister(1).unwrap();
-    sel.set_tag_counter(5 + period);
+    sel.set_next_tag(5 + period - 1);
+    sel.register(2, Events::READ, 2).unwrap();
+    assert!(sel.next_ready().is_none());
+    let mut sel: Sel<'_, 8> = new_sel(&r);
+    sel.set_next_tag(5);
+    sel.register(1, Events::READ, 1).unwrap();
+    sel.select(Some(Duration::ZERO)).unwrap();
+    sel.unregister(1).unwrap();
+    sel.set_next_tag(5 + period);
     sel.register(2, Events::READ, 2).unwrap();
     assert_eq!(
         sel.next_ready().map(|(k, _)| k.fd()),
         Some(2),
-        "the documented bound is 2^(64 - b) registrations, exactly"
+        "the documented bound is 2^(63 - b) registrations, exactly"
     );
 }
 
 #[test]
-fn token_internal_never_names_a_slot_at_any_capacity() {
+fn reserved_tokens_never_name_a_slot_at_any_capacity() {
     for cap in [1usize, 2, 3, 7, 8, 9, 255, 256, 1000] {
         let slots: Vec<Slot<u32>> = core::iter::repeat_with(Slot::new).take(cap).collect();
-        let mut m = KeyMapIn::with_storage(slots);
+        let mut m = KeyMapIn::with_storage(slots).unwrap();
+        let mut tokens = Vec::new();
         for fd in 0..cap as RawFd {
-            m.insert(fd, Events::READ, 0).ok().unwrap();
+            let at = m.vacancy(fd).unwrap();
+            tokens.push(at.token);
+            m.insert(at, fd, Events::READ, 0);
         }
-        assert!(m.by_token(Token::INTERNAL).is_none(), "cap {cap}");
-        assert!(m.vacant_token().is_none());
+        assert!(m.slot_of(Token::INTERNAL.get()).is_none(), "cap {cap}");
+        assert_eq!(m.vacancy(cap as RawFd).unwrap_err(), Error::Full);
+        for token in tokens {
+            assert!(!token.is_reserved());
+            assert!(m.slot_of(token.get()).is_some());
+            // The same index and tag with the reserved bit: no key.
+            assert!(m.slot_of(Token::reserved(token.get()).get()).is_none());
+        }
     }
 }
 
@@ -174,7 +194,7 @@ fn rebuild_moves_every_key_to_a_fresh_backend() {
 fn table_in_caller_storage_of_any_size() {
     let r: SoftReadiness<M> = SoftReadiness::new();
     let slots: Vec<Slot<u32>> = core::iter::repeat_with(Slot::new).take(3).collect();
-    let mut sel = SelectorIn::with_storage(SoftBackend::new(&r), slots);
+    let mut sel = SelectorIn::with_storage(SoftBackend::new(&r), slots).unwrap();
     assert_eq!(sel.map().capacity(), 3);
     for fd in 0..3 {
         sel.register(fd, Events::READ, fd as u32).unwrap();
@@ -192,20 +212,40 @@ fn table_in_caller_storage_of_any_size() {
     let drops = std::rc::Rc::new(());
     let mut memory: [Slot<std::rc::Rc<()>>; 4] = [const { Slot::new() }; 4];
     {
-        let mut sel = SelectorIn::with_storage(SoftBackend::new(&r), &mut memory[..]);
+        let mut sel = SelectorIn::with_storage(SoftBackend::new(&r), &mut memory[..]).unwrap();
         sel.register(1, Events::READ, drops.clone()).unwrap();
         sel.register(2, Events::READ, drops.clone()).unwrap();
         assert_eq!(std::rc::Rc::strong_count(&drops), 3);
     }
     assert_eq!(std::rc::Rc::strong_count(&drops), 1);
-    let sel = SelectorIn::with_storage(SoftBackend::new(&r), &mut memory[..]);
+    let sel = SelectorIn::with_storage(SoftBackend::new(&r), &mut memory[..]).unwrap();
     assert!(sel.is_empty());
-    // An empty storage is a table that is always full, not a panic.
+}
+
+/// Storage without slots is refused with a clear error, not taken as a
+/// table that is always full; the backend and the storage come back. The
+/// first thing a user tries, `Vec::with_capacity(n)`, is such storage.
+#[test]
+fn empty_storage_is_refused_and_handed_back() {
+    let r: SoftReadiness<M> = SoftReadiness::new();
     let mut none: [Slot<u32>; 0] = [];
-    let mut sel = SelectorIn::with_storage(SoftBackend::new(&r), &mut none[..]);
-    assert_eq!(data_err(sel.register(1, Events::READ, 1)), (Error::Full, 1));
-    assert_eq!(sel.unregister(1).unwrap_err(), Error::NotRegistered);
-    assert!(!sel.contains(1));
+    let refused = SelectorIn::with_storage(SoftBackend::new(&r), &mut none[..]).unwrap_err();
+    assert_eq!(refused.error, Error::InvalidCapacity);
+    let refused =
+        SelectorIn::with_storage(SoftBackend::new(&r), Vec::<Slot<u32>>::with_capacity(64))
+            .unwrap_err();
+    let (error, (backend, storage)) = refused.into_parts();
+    assert_eq!(error, Error::InvalidCapacity);
+    assert_eq!(storage.capacity(), 64, "the same Vec comes back");
+    // The backend is whole: it still makes a selector.
+    let slots: Vec<Slot<u32>> = core::iter::repeat_with(Slot::new).take(2).collect();
+    let mut sel = SelectorIn::with_storage(backend, slots).unwrap();
+    sel.register(1, Events::READ, 1).unwrap();
+    assert_eq!(sel.map().capacity(), 2);
+    // The table alone refuses it too.
+    let refused =
+        KeyMapIn::<u32, _>::with_storage(std::boxed::Box::<[Slot<u32>]>::from([])).unwrap_err();
+    assert_eq!(refused.error, Error::InvalidCapacity);
 }
 
 /// A table of 65,536 keys built and used on a thread with a 64 KiB stack:
@@ -217,7 +257,7 @@ fn large_table_on_a_small_stack() {
         .stack_size(64 * 1024)
         .spawn(|| {
             let slots: Vec<Slot<u64>> = core::iter::repeat_with(Slot::new).take(65_536).collect();
-            let mut sel = SelectorIn::with_storage(SoftBackend::new(&R), slots);
+            let mut sel = SelectorIn::with_storage(SoftBackend::new(&R), slots).unwrap();
             for fd in 0..M as RawFd {
                 sel.register(fd, Events::READ, fd as u64).unwrap();
             }

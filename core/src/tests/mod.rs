@@ -176,9 +176,13 @@ fn data_err<T>(r: Result<impl core::fmt::Debug, DataError<T>>) -> (Error, T) {
 mod construction;
 #[cfg(feature = "defmt")]
 mod defmt_format;
+mod events;
 mod failures;
 mod handlers;
 mod invariants;
+mod map;
 mod modify;
 mod register;
 mod select;
+mod soft;
+mod stale;

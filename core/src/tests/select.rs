@@ -149,22 +149,23 @@ impl Backend for Noisy<'_> {
         self.count = self.inner.wait(timeout)? + 2 * NOISE;
         Ok(self.count)
     }
-    fn event(&self, index: usize) -> Option<(Token, Events)> {
+    fn event(&self, index: usize) -> Option<(u64, Events)> {
         // Noise first, then the real events, then more noise.
         match index {
-            0 => Some((Token::INTERNAL, RW)),
-            1 => Some((Token(u64::from(u32::MAX - 1)), RW)), // slot index never used
+            0 => Some((Token::INTERNAL.get(), RW)),
+            // A reserved token whose index bits name a used slot.
+            1 => Some((Token::reserved(0).get(), RW)),
             2 => None,
             i if i < self.count - NOISE => self.inner.event(i - NOISE),
-            i if i == self.count - 3 => Some((Token::INTERNAL, Events::READ)),
-            i if i == self.count - 2 => Some((Token::INTERNAL, Events::WRITE)),
+            i if i == self.count - 3 => Some((Token::INTERNAL.get(), Events::READ)),
+            i if i == self.count - 2 => Some((Token::reserved(u64::MAX >> 1).get(), Events::WRITE)),
             _ => None,
         }
     }
 }
 
 #[test]
-fn internal_and_unknown_tokens_are_skipped() {
+fn reserved_tokens_are_skipped() {
     let r = SoftReadiness::<M>::new();
     let mut sel: Selector<Noisy<'_>, u32, 8> = Selector::new(Noisy {
         inner: SoftBackend::new(&r),

@@ -10,8 +10,7 @@ use core::time::Duration;
 use std::collections::VecDeque;
 use std::vec::Vec;
 
-use super::SoftBackend;
-use crate::{Error, Events, Platform, RawFd, Selector, SoftReadiness};
+use crate::{Error, Events, Platform, RawFd, Selector, SoftBackend, SoftReadiness};
 
 const M: usize = 8;
 const MS: Duration = Duration::from_millis(1);
@@ -364,7 +363,7 @@ fn compact_layout() {
     // reference too.
     let per_source = 12 + 2;
     let words = 3 * core::mem::size_of::<usize>();
-    assert_eq!(core::mem::size_of::<super::Entry>(), 12);
+    assert_eq!(core::mem::size_of::<crate::soft::Entry>(), 12);
     assert!(
         core::mem::size_of::<SoftBackend<'static, 8>>() <= 8 * per_source + words + 8,
         "{}",
