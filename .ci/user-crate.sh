@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# A user's first hour (issue 12), checked: a scratch crate OUTSIDE the
-# workspace, created in a temporary directory, depending on the library
-# crates by path as a user must before they are published. It takes
+# A user's first hour, checked: a scratch crate OUTSIDE the workspace,
+# created in a temporary directory, depending on the library crates by path
+# as a user must before they are published. It takes
 #
 #   - its [dependencies] from the README's "Install" snippet (the ```toml block
 #     there, with the README's `../ioselect` replaced by this checkout's path),
@@ -9,7 +9,13 @@
 #     with -D warnings and run (it serves one client and checks the echo);
 #   - src/main.rs: an `fn main() -> std::io::Result<()>` that reaches `open`,
 #     `register`, `modify`, `unregister` and `select` through `?`, and checks
-#     that refused calls arrive as `std::io::Error`s with the right kind.
+#     that refused calls arrive as `std::io::Error`s with the right kind;
+#   - src/bin/api_examples.rs: every example of ioselect-linux's API docs (the
+#     method examples of DefaultSelector, LargeSelector, Waker, ...), as
+#     rustdoc writes them out for its doc tests, built against the path
+#     dependency with -D warnings: they compile as written in a user's crate.
+#     (The workspace's doc tests run them; ioselect-bsd's run on macOS and
+#     FreeBSD, where they are compiled.)
 #
 # Dependencies are resolved afresh (no Cargo.lock), as a user's would be.
 # Builds go to $CARGO_TARGET_DIR/user-crate, or target-user-crate/.
@@ -99,11 +105,25 @@ fn main() -> io::Result<()> {
 }
 EOF
 
+# Every API example of ioselect-linux, as rustdoc extracts it for the doc
+# tests (edition 2024 bundles them into one file of `mod`s).
+dt=$(mktemp -d)
+RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-Zunstable-options --persist-doctests $dt" \
+  cargo test -q --doc -p ioselect-linux >/dev/null
+bundle=$(find "$dt" -name 'doctest_bundle_*.rs' | head -n 1)
+[ -n "$bundle" ] || { echo "user-crate: rustdoc persisted no doc-test bundle" >&2; exit 1; }
+examples=$(grep -c '^pub mod __doctest_' "$bundle")
+# Fewer than the methods documented would mean examples were lost.
+[ "$examples" -ge 40 ] || { echo "user-crate: only $examples API examples found" >&2; exit 1; }
+{ cat "$bundle"; echo 'fn main() {}'; } >"$dir/src/bin/api_examples.rs"
+rm -rf "$dt"
+
 cd "$dir"
 echo "--- Cargo.toml of the scratch crate ($dir)"
 cat Cargo.toml
 echo "--- cargo build (RUSTFLAGS=-D warnings)"
 RUSTFLAGS="-D warnings" cargo build -q --bins
+echo "--- $examples ioselect-linux API examples built as written (src/bin/api_examples.rs)"
 echo "--- the README's example"
 timeout 60 "$CARGO_TARGET_DIR/debug/readme"
 echo "--- io::Result main"

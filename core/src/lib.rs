@@ -57,6 +57,7 @@ mod error;
 mod events;
 mod key;
 mod map;
+mod os;
 mod platform;
 mod selector;
 mod soft;

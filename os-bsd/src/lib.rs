@@ -54,7 +54,7 @@
 //!   (`ENOENT` once the number names another file), as epoll's does.
 //! - kqueue ties registrations to fds, not open files: closing an fd drops
 //!   its filters, and `unregister` of a closed fd succeeds.
-//! - [`Selector::close`] closes the kqueue fd. A kqueue (and every
+//! - `close` (or drop) of the selector closes the kqueue fd. A kqueue (and every
 //!   registration in it) goes when its last fd is closed, and a live `Waker`
 //!   holds a `dup` of that fd (Apple's OSes, FreeBSD, DragonFly): until the
 //!   last waker is dropped, the kqueue and its registrations live on,
@@ -65,7 +65,7 @@
 //!   (rustix 1.x has no `kqueue1`/`kqueuex`): see `Kqueue::new`.
 //!
 //! # Portability
-//! 64-bit targets only: the selector's 64-bit [`Token`] travels in kevent's
+//! 64-bit targets only: the selector's 64-bit [`Token`](backend::Token) travels in kevent's
 //! pointer-sized `udata`. The `Waker` uses `EVFILT_USER` on Apple's OSes,
 //! FreeBSD and DragonFly, and a pipe on NetBSD and OpenBSD (whose kernels
 //! have `EVFILT_USER` now too, but rustix does not offer it there).
@@ -83,7 +83,12 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-pub use ioselect_core::*;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub use ioselect_core::{
+    DataError, Error, Events, Iter, KeyMapIn, KeyMut, OsError, RawFd, SelectorKey, Slot,
+};
 
 #[cfg(all(kqueue, not(target_pointer_width = "64")))]
 compile_error!(
@@ -116,21 +121,53 @@ mod waker;
 #[doc(hidden)]
 pub use elsewhere::DefaultSelector;
 #[cfg(kqueue)]
-pub use kqueue::Kqueue;
-#[cfg(kqueue)]
 pub use waker::Waker;
 
-/// A selector over kqueue: Python's `selectors.KqueueSelector`, with at most
-/// `N` keys carrying data `T`. Its wait buffer holds the read and write
-/// events of `N` fds, so one `select` can report every registered fd.
-#[cfg(kqueue)]
-pub type KqueueSelector<T, const N: usize> = Selector<Kqueue<N>, T, N>;
+/// The parts under the selector types, for code generic over backends or
+/// that drives kqueue itself: the `Kqueue` backend (on kqueue targets) and
+/// `ioselect-core`'s generic selector and traits. A program needs none of
+/// it: `DefaultSelector` and `LargeSelector` wrap these.
+///
+/// Bare-metal programs (readiness from interrupt handlers) use
+/// `ioselect-core` itself: its `SoftBackend`, `SoftReadiness` and
+/// `Platform`.
+pub mod backend {
+    #[cfg(kqueue)]
+    pub use crate::kqueue::Kqueue;
+    pub use ioselect_core::{
+        Backend, KeyMap, OpenBackend, Renew, Selector, SelectorIn, Storage, Token,
+    };
+}
 
-/// The best selector for this platform: [`KqueueSelector`] (Python's
-/// `selectors.DefaultSelector`). `ioselect_linux::DefaultSelector` is the
-/// same API over epoll.
 #[cfg(kqueue)]
-pub type DefaultSelector<T, const N: usize> = KqueueSelector<T, N>;
+use kqueue::Kqueue;
+
+#[cfg(kqueue)]
+ioselect_core::__os_selectors! {
+    krate: "ioselect_bsd",
+    backend: Kqueue,
+    python: "kqueue (Python's `selectors.KqueueSelector`)",
+    waker: Waker,
+    fd: rustix::fd::BorrowedFd,
+}
+
+#[cfg(kqueue)]
+impl<T, const N: usize> rustix::fd::AsFd for DefaultSelector<T, N> {
+    /// The kqueue fd, to wait on from another poller (readable while an
+    /// event is ready), as Python's `fileno()`. `kevent` changes on it void
+    /// the promise that every event reaches its key.
+    fn as_fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        self.backend().as_fd()
+    }
+}
+
+#[cfg(kqueue)]
+impl<T, S: ioselect_core::Storage<T>, const E: usize> rustix::fd::AsFd for LargeSelector<T, S, E> {
+    /// The kqueue fd, as [`DefaultSelector`]'s.
+    fn as_fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        self.backend().as_fd()
+    }
+}
 
 // The selector, its backend and the waker cross threads (checked whenever
 // this crate is type-checked for a kqueue target).
@@ -138,6 +175,6 @@ pub type DefaultSelector<T, const N: usize> = KqueueSelector<T, N>;
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Kqueue>();
-    send_sync::<KqueueSelector<(), 1>>();
+    send_sync::<DefaultSelector<(), 1>>();
     send_sync::<Waker>();
 };

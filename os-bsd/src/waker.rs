@@ -44,10 +44,10 @@ use crate::kqueue::{apply_one, os_error, udata};
 /// # #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd",
 /// #           target_os = "dragonfly", target_os = "netbsd", target_os = "openbsd"))]
 /// # fn main() -> Result<(), ioselect_bsd::Error> {
-/// use ioselect_bsd::{DefaultSelector, Waker};
+/// use ioselect_bsd::DefaultSelector;
 ///
 /// let mut sel = DefaultSelector::<(), 4>::open()?;
-/// let waker = Waker::new(sel.backend())?;
+/// let waker = sel.waker()?;
 /// std::thread::scope(|s| {
 ///     s.spawn(|| waker.wake().unwrap());
 ///     sel.select(None) // returns once woken

@@ -443,7 +443,9 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<Epoll<1>>();
         send_sync::<Epoll>();
-        send_sync::<crate::EpollSelector<u32, 4>>();
+        send_sync::<crate::DefaultSelector<u32, 4>>();
+        send_sync::<crate::LargeSelector<u32>>();
+        send_sync::<crate::Waker>();
     }
 
     /// `delete_closed` of the number of the selector's own wake-up eventfd

@@ -22,10 +22,10 @@ use crate::epoll::os_error;
 ///
 /// ```
 /// use core::time::Duration;
-/// use ioselect_linux::{DefaultSelector, Waker};
+/// use ioselect_linux::DefaultSelector;
 ///
 /// let mut sel = DefaultSelector::<(), 4>::open()?;
-/// let waker = Waker::new(sel.backend())?;
+/// let waker = sel.waker()?;
 /// std::thread::scope(|s| {
 ///     s.spawn(|| waker.wake().unwrap());
 ///     sel.select(None) // returns once woken

@@ -65,7 +65,7 @@ use std::time::{Duration, Instant};
 
 /// The platform's backend crate: `ioselect_linux` (epoll) here.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub use ioselect_linux as backend;
+pub use ioselect_linux as os;
 
 /// The platform's backend crate: `ioselect_bsd` (kqueue) here.
 #[cfg(any(
@@ -75,27 +75,22 @@ pub use ioselect_linux as backend;
     target_os = "openbsd",
     target_os = "dragonfly"
 ))]
-pub use ioselect_bsd as backend;
+pub use ioselect_bsd as os;
 
-pub use backend::{
-    Backend, DataError, DefaultSelector, Error, Events, KeyMap, KeyMut, OpenBackend, OsError,
-    RawFd, Selector, SelectorKey, SoftBackend, SoftReadiness, Token, Waker,
+pub use ioselect_core::{SoftBackend, SoftReadiness};
+pub use os::backend::{Backend, KeyMap, OpenBackend, Selector, SelectorIn, Token};
+pub use os::{
+    DataError, DefaultSelector, Error, Events, KeyMut, LargeSelector, OsError, RawFd, SelectorKey,
+    Slot, Waker,
 };
 
-/// Names the parts of a selector type, so the tests can name the platform's
-/// backend without a `cfg`: [`OsBackend`].
-pub trait SelectorParts {
-    /// The backend type `B` of `Selector<B, T, N>`.
-    type Backend;
-}
+/// The platform's backend type under `DefaultSelector<_, N>`: `Epoll<N>`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub type OsBackend<const N: usize> = os::backend::Epoll<N>;
 
-impl<B, T, const N: usize> SelectorParts for Selector<B, T, N> {
-    type Backend = B;
-}
-
-/// The backend of `DefaultSelector<_, N>`: `Epoll<..>` on Linux, `Kqueue<..>`
-/// on macOS and the BSDs.
-pub type OsBackend<const N: usize> = <DefaultSelector<(), N> as SelectorParts>::Backend;
+/// The platform's backend type under `DefaultSelector<_, N>`: `Kqueue<N>`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub type OsBackend<const N: usize> = os::backend::Kqueue<N>;
 
 /// How long a test waits for something that must happen (a readiness, a
 /// wake-up) before it fails. Generous on purpose: it bounds a broken test,
@@ -252,12 +247,10 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The selector's own kernel object (epoll or kqueue fd), through the
-/// backend's `rustix::fd::AsFd`.
-pub fn selector_fd<B: Backend + rustix::fd::AsFd, T, const N: usize>(
-    sel: &Selector<B, T, N>,
-) -> RawFd {
-    rustix::fd::AsRawFd::as_raw_fd(&sel.backend().as_fd())
+/// The selector's own kernel object (epoll or kqueue fd), through its
+/// `AsFd`.
+pub fn selector_fd<T, const N: usize>(sel: &DefaultSelector<T, N>) -> RawFd {
+    rustix::fd::AsRawFd::as_raw_fd(&rustix::fd::AsFd::as_fd(sel))
 }
 
 /// True when `fd` is an open file descriptor (`fcntl(F_GETFD)`).

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
-use ioselect_tests::backend::{Backend, SelectorIn, Slot};
+use ioselect_tests::{Backend, SelectorIn, Slot};
 use ioselect_tests::{DefaultSelector, Error, Events, OsBackend, Waker, serial, socketpair};
 
 /// A wake 50 ms from now, from another thread, ends a blocking `select`.
