@@ -22,10 +22,11 @@ const NIL: u32 = u32::MAX;
 /// bytes, rounded up to the alignment of `T`.
 pub struct Slot<T> {
     key: Option<SelectorKey<T>>,
-    /// The tag of the slot's current registration (or of its last one, while
-    /// vacant), masked to the bits a token has for it: tokens carry it, so that an event queued for an earlier
-    /// registration of this slot is recognised as stale.
-    tag: u64,
+    /// The token of the slot's current registration (or of its last one,
+    /// while vacant): its index and tag. An event that carries another
+    /// token, one queued for an earlier registration of this slot, is
+    /// recognised as stale.
+    token: u64,
     /// Occupied: the next slot in the same bucket. Vacant: the next free
     /// slot. `NIL` ends both.
     next: u32,
@@ -40,7 +41,7 @@ impl<T> Slot<T> {
     pub const fn new() -> Self {
         Self {
             key: None,
-            tag: 0,
+            token: 0,
             next: NIL,
             head: NIL,
         }
@@ -85,11 +86,15 @@ mod sealed {
 
     /// The one view of a [`Storage`](super::Storage): its slots.
     pub trait Slots<T> {
+        /// The number of slots when the type fixes it (an array): the
+        /// table's sizes are then constants the compiler folds in.
+        const FIXED: Option<usize> = None;
         fn slots(&self) -> &[Slot<T>];
         fn slots_mut(&mut self) -> &mut [Slot<T>];
     }
 
     impl<T, const N: usize> Slots<T> for [Slot<T>; N] {
+        const FIXED: Option<usize> = Some(N);
         #[inline(always)]
         fn slots(&self) -> &[Slot<T>] {
             self
@@ -112,6 +117,7 @@ mod sealed {
     }
 
     impl<T, const N: usize> Slots<T> for &mut [Slot<T>; N] {
+        const FIXED: Option<usize> = Some(N);
         #[inline(always)]
         fn slots(&self) -> &[Slot<T>] {
             &self[..]
@@ -297,6 +303,38 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         }
     }
 
+    /// The capacity: a constant for array storage (checked to fit when the
+    /// table was made), else the field.
+    #[inline(always)]
+    fn cap(&self) -> u32 {
+        match S::FIXED {
+            // `N < u32::MAX`: `new` and `with_storage` refuse larger ones.
+            #[allow(clippy::cast_possible_truncation)]
+            Some(n) => n as u32,
+            None => self.cap,
+        }
+    }
+
+    /// Bits of a token that hold the slot index (see [`cap`](Self::cap)).
+    #[inline(always)]
+    fn shift(&self) -> u32 {
+        match S::FIXED {
+            #[allow(clippy::cast_possible_truncation)]
+            Some(n) => index_bits(n as u32),
+            None => self.shift,
+        }
+    }
+
+    /// A token's index bits (see [`cap`](Self::cap)).
+    #[inline(always)]
+    fn index_mask(&self) -> u64 {
+        match S::FIXED {
+            #[allow(clippy::cast_possible_truncation)]
+            Some(n) => (1u64 << index_bits(n as u32)) - 1,
+            None => self.index_mask,
+        }
+    }
+
     /// The number of registered keys.
     #[inline]
     #[must_use]
@@ -315,7 +353,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
     #[inline]
     #[must_use]
     pub fn capacity(&self) -> usize {
-        self.cap as usize
+        self.cap() as usize
     }
 
     /// True when `fd` has a key.
@@ -351,7 +389,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         let h = (fd as u32).wrapping_mul(0x9E37_79B9);
         // Below `cap`, so it fits.
         #[allow(clippy::cast_possible_truncation)]
-        let bucket = ((u64::from(h) * u64::from(self.cap)) >> 32) as u32;
+        let bucket = ((u64::from(h) * u64::from(self.cap())) >> 32) as u32;
         bucket
     }
 
@@ -378,7 +416,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
 
     #[inline]
     fn token(&self, index: u32, tag: u64) -> Token {
-        Token::key((tag << self.shift) | u64::from(index))
+        Token::key((tag << self.shift()) | u64::from(index))
     }
 
     /// The slot index a raw token names, if that registration is the
@@ -388,12 +426,12 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
     pub(crate) fn slot_of(&self, raw: u64) -> Option<(usize, &SelectorKey<T>)> {
         // The cast keeps the index bits, which are below `cap`'s bit width.
         #[allow(clippy::cast_possible_truncation)]
-        let index = (raw & self.index_mask) as usize;
+        let index = (raw & self.index_mask()) as usize;
         // Fresh slots (at `used` and above) and vacant ones have no key.
         let slot = self.slots.slots().get(index)?;
         // Tags are stored masked below the reserved bit, so a reserved
         // token's tag never matches; a vacant slot keeps its last tag.
-        if slot.tag != raw >> self.shift {
+        if slot.token != raw {
             return None;
         }
         slot.key.as_ref().map(|key| (index, key))
@@ -427,7 +465,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         }
         let (index, prev, bucket) = self.find(fd).map_err(|_| Error::NotRegistered)?;
         let slot = &self.slots.slots()[index as usize];
-        let token = self.token(index, slot.tag);
+        let token = Token::key(slot.token);
         let found = Found {
             index,
             prev,
@@ -444,11 +482,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&SelectorKey<T>, Token)> + '_ {
         self.slots.slots()[..self.used as usize]
             .iter()
-            .zip(0..)
-            .filter_map(move |(slot, i)| {
-                let key = slot.key.as_ref()?;
-                Some((key, self.token(i, slot.tag)))
-            })
+            .filter_map(|slot| Some((slot.key.as_ref()?, Token::key(slot.token))))
     }
 
     /// Where a key for `fd` would go and the token it would get, or why it
@@ -462,12 +496,12 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         };
         let index = if self.free != NIL {
             self.free
-        } else if self.used < self.cap {
+        } else if self.used < self.cap() {
             self.used
         } else {
             return Err(Error::Full);
         };
-        let tag = self.next_tag & (u64::MAX >> (self.shift + 1));
+        let tag = self.next_tag & (u64::MAX >> (self.shift() + 1));
         Ok(Vacancy {
             index,
             bucket,
@@ -492,7 +526,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         let slot = &mut slots[index];
         debug_assert!(slot.key.is_none());
         slot.key = Some(SelectorKey { fd, events, data });
-        slot.tag = at.token.get() >> self.shift;
+        slot.token = at.token.get();
         slot.next = head;
         slots[at.bucket as usize].head = at.index;
         self.next_tag = self.next_tag.wrapping_add(1);

@@ -560,7 +560,7 @@ macro_rules! __os_selector_methods {
             /// without waiting, when the last wait was ended by a file closed
             /// while registered that lives on elsewhere (see
             /// [`unregister_closed`](Self::unregister_closed)).
-            #[inline]
+            #[inline(always)]
             pub fn select(&mut self, timeout: Option<::core::time::Duration>) -> Result<(), $crate::Error> {
                 self.inner.select(timeout)
             }
@@ -598,6 +598,7 @@ macro_rules! __os_selector_methods {
             /// }
             /// # Ok::<(), std::io::Error>(())
             /// ```
+            #[inline(always)]
             pub fn next_ready(&mut self) -> Option<($crate::KeyMut<'_, T>, $crate::Events)> {
                 self.inner.next_ready()
             }

@@ -355,7 +355,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     }
 
     /// Where a new registration of `fd` goes, or why it is refused.
-    #[inline(never)]
+    #[inline(always)]
     fn vacancy(&self, fd: RawFd, events: Events) -> Result<Vacancy, Error> {
         // Python's order of checks: events, then the fd, then duplicates.
         if !events.is_valid() {
@@ -380,7 +380,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     }
 
     /// Enters the key the backend has just added where `at` says.
-    #[inline(never)]
+    #[inline(always)]
     fn insert(&mut self, at: Vacancy, fd: RawFd, events: Events, data: T) {
         self.keys.insert(at, fd, events, data);
     }
@@ -463,7 +463,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     }
 
     /// The events and place of the key of `fd`.
-    #[inline(never)]
+    #[inline(always)]
     fn registered(&mut self, call: &'static str, fd: RawFd) -> Result<(Events, Found), Error> {
         match self.keys.lookup(fd) {
             Ok((key, at)) => Ok((key.events, at)),
@@ -472,7 +472,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     }
 
     /// Takes the key `at` out of the table (the kernel side is done).
-    #[inline(never)]
+    #[inline(always)]
     fn remove(&mut self, at: Found) -> Result<SelectorKey<T>, Error> {
         self.removed = true;
         self.keys.remove(at).ok_or(Error::NotRegistered)
@@ -592,24 +592,46 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// selector says so instead of spinning in silence. It is reported once
     /// per batch that held one; [`rebuild`](Self::rebuild) removes the
     /// registration.
-    #[inline]
+    #[inline(always)]
     pub fn select(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        // The common case stays in the caller's frame (see `register`): the
+        // last batch was handed out whole, and held nothing stale.
+        // One branch for both (`|`, not `||`).
+        if (self.cursor < self.batch) | self.stale {
+            return self.select_after_rest(timeout);
+        }
+        self.removed = false;
+        match self.backend.wait(timeout) {
+            Ok(n) => {
+                self.cursor = 0;
+                self.batch = n;
+                Ok(())
+            }
+            Err(e) => Err(self.wait_failed(e)),
+        }
+    }
+
+    /// `select` when events of the last batch were not handed out (they
+    /// are looked at for a stale registration first), or one was reported.
+    #[cold]
+    #[inline(never)]
+    fn select_after_rest(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         if self.cursor < self.batch {
             self.look_at_rest();
         }
         if self.stale {
             return Err(self.report_stale());
         }
+        self.select(timeout)
+    }
+
+    /// A failed wait: the batch is empty.
+    #[cold]
+    #[inline(never)]
+    fn wait_failed(&mut self, error: Error) -> Error {
         self.cursor = 0;
         self.batch = 0;
-        self.removed = false;
-        match self.backend.wait(timeout) {
-            Ok(n) => {
-                self.batch = n;
-                Ok(())
-            }
-            Err(e) => Err(Self::failed("select", -1, e)),
-        }
+        Self::failed("select", -1, error)
     }
 
     /// Looks at the events of the batch that were not handed out, for one
@@ -631,6 +653,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// or, when no key was removed since, one of a registration the kernel
     /// kept for a key the table no longer has.
     #[cold]
+    #[inline(never)]
     fn unkeyed(&mut self, raw: u64) {
         if !self.removed && !Token::is_raw_reserved(raw) {
             self.stale = true;
@@ -667,6 +690,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// assert_eq!(sel.get_key(3).map(|k| *k.data()), Some(1));
     /// # Ok::<(), ioselect_core::Error>(())
     /// ```
+    #[inline(always)]
     pub fn next_ready(&mut self) -> Option<(KeyMut<'_, T>, Events)> {
         let (index, mask) = loop {
             if self.cursor >= self.batch {

@@ -1,5 +1,6 @@
 //! The epoll backend.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
 use ioselect_core::{Backend, Error, Events, OpenBackend, OsError, RawFd, Renew, Token};
@@ -41,6 +42,10 @@ pub struct Epoll<const E: usize = 256> {
     fd: OwnedFd,
     /// The wake-up eventfd, registered edge-triggered under `INTERNAL`.
     notify: OwnedFd,
+    /// A [`Waker`](crate::Waker) was made for this epoll (or one it was
+    /// renewed from): only then can a wait report the eventfd, and is the
+    /// batch looked through for it. Set through `&self` (`Waker::new`).
+    wakers: AtomicBool,
     events: [epoll::Event; E],
     /// Events the last wait stored.
     ready: usize,
@@ -58,19 +63,21 @@ impl<const E: usize> Epoll<E> {
     pub fn new() -> Result<Self, OsError> {
         let notify =
             eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(os_error)?;
-        Self::with_notify(notify)
+        Self::with_notify(notify, false)
     }
 
-    /// A new epoll instance watching `notify` (the wake-up eventfd).
-    fn with_notify(notify: OwnedFd) -> Result<Self, OsError> {
+    /// A new epoll instance watching `notify` (the wake-up eventfd), for
+    /// which wakers were made (`wakers`) or not.
+    fn with_notify(notify: OwnedFd, wakers: bool) -> Result<Self, OsError> {
         const EMPTY: epoll::Event = epoll::Event {
             flags: EventFlags::empty(),
             data: EventData::new_u64(0),
         };
         const { assert!(E > 0, "an Epoll needs room for at least one event (E >= 1)") };
         let fd = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(os_error)?;
-        // Edge-triggered: it never needs draining, every `wake` is an edge,
-        // and an edge not yet reported stays on epoll's ready list.
+        // Edge-triggered: every `wake` is an edge, and an edge not yet
+        // reported stays on epoll's ready list. A wait that reports it reads
+        // the counter back to 0 (`take_wake`).
         epoll::add(
             &fd,
             &notify,
@@ -81,14 +88,17 @@ impl<const E: usize> Epoll<E> {
         Ok(Self {
             fd,
             notify,
+            wakers: AtomicBool::new(wakers),
             events: [EMPTY; E],
             ready: 0,
         })
     }
 
     /// A new fd for the wake-up eventfd, for a `Waker`.
-    pub(crate) fn notify_dup(&self) -> Result<OwnedFd, OsError> {
-        fcntl_dupfd_cloexec(&self.notify, 0).map_err(os_error)
+    pub(crate) fn waker_fd(&self) -> Result<OwnedFd, OsError> {
+        let fd = fcntl_dupfd_cloexec(&self.notify, 0).map_err(os_error)?;
+        self.wakers.store(true, Ordering::Relaxed);
+        Ok(fd)
     }
 }
 
@@ -102,7 +112,8 @@ impl<const E: usize> Renew for Epoll<E> {
     /// A new epoll instance watching (a `dup` of) the same wake-up eventfd,
     /// so the wakers made for this one wake the new one.
     fn renew(&self) -> Result<Self, OsError> {
-        Self::with_notify(self.notify_dup()?)
+        let notify = fcntl_dupfd_cloexec(&self.notify, 0).map_err(os_error)?;
+        Self::with_notify(notify, self.wakers.load(Ordering::Relaxed))
     }
 }
 
@@ -311,7 +322,7 @@ impl<const E: usize> Backend for Epoll<E> {
         match result {
             Ok(n) => {
                 self.ready = n;
-                if n > 0 {
+                if n > 0 && *self.wakers.get_mut() {
                     self.take_wake(n);
                 }
                 Ok(n)
@@ -368,15 +379,14 @@ impl<const E: usize> Epoll<E> {
     /// nobody sent). A wake written after the read is a new edge and ends
     /// the next wait; one written between `epoll_wait` and the read is
     /// answered by this one.
-    #[inline]
+    #[inline(always)]
     fn take_wake(&mut self, n: usize) {
-        let woken = self
-            .events
-            .iter()
-            .take(n)
-            .any(|event| ({ event.data }).u64() == Token::INTERNAL.get());
-        if woken {
-            self.drain_notify();
+        // `n <= E`: `epoll_wait` fills at most the buffer it is given.
+        for event in &self.events[..n] {
+            if ({ event.data }).u64() == Token::INTERNAL.get() {
+                self.drain_notify();
+                return;
+            }
         }
     }
 

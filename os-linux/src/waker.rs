@@ -49,7 +49,7 @@ impl Waker {
     #[doc(alias = "eventfd")]
     pub fn new<const E: usize>(epoll: &Epoll<E>) -> Result<Self, OsError> {
         Ok(Self {
-            fd: epoll.notify_dup()?,
+            fd: epoll.waker_fd()?,
         })
     }
 
