@@ -1,5 +1,6 @@
 //! The floor: a hand-written rustix epoll loop, level- or edge-triggered
 //! (and its A/A control copy).
+#![cfg(target_os = "linux")]
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::rc::Rc;
@@ -14,9 +15,9 @@ use crate::subject::Subject;
 pub(crate) struct Raw<const ET: bool> {
     /// The A/A control copy (its name differs).
     pub(crate) control: bool,
-    pub(crate) ep: OwnedFd,
-    pub(crate) buf: Vec<epoll::Event>,
-    pub(crate) fds: Vec<Rc<OwnedFd>>,
+    ep: OwnedFd,
+    buf: Vec<epoll::Event>,
+    fds: Vec<Rc<OwnedFd>>,
 }
 
 impl<const ET: bool> Raw<ET> {

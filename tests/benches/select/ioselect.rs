@@ -1,4 +1,5 @@
 //! ioselect's `DefaultSelector` as a measured implementation.
+#![cfg(target_os = "linux")]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
@@ -12,7 +13,7 @@ use crate::subject::Subject;
 /// buffer `C`; each key's data is its index.
 pub(crate) struct Ioselect<const C: usize> {
     pub(crate) sel: Box<DefaultSelector<u32, C>>,
-    pub(crate) fds: Vec<Rc<OwnedFd>>,
+    fds: Vec<Rc<OwnedFd>>,
 }
 
 impl<const C: usize> Ioselect<C> {

@@ -40,22 +40,15 @@
 //! (select.svg); this file: the command line and `--profile`.
 #![allow(missing_docs)]
 
-// Linux only (epoll, /proc); elsewhere this target builds to a no-op.
-#[cfg(target_os = "linux")]
+// Linux only (epoll, /proc); elsewhere this target builds to a no-op (each
+// module is `#![cfg(target_os = "linux")]`).
 mod floor;
-#[cfg(target_os = "linux")]
 mod ioselect;
-#[cfg(target_os = "linux")]
 mod peers;
-#[cfg(target_os = "linux")]
 mod report;
-#[cfg(target_os = "linux")]
 mod subject;
-#[cfg(target_os = "linux")]
 mod svg;
-#[cfg(target_os = "linux")]
 mod timing;
-#[cfg(target_os = "linux")]
 mod workloads;
 
 #[cfg(target_os = "linux")]

@@ -1,4 +1,5 @@
 //! The peers: mio and polling as measured implementations.
+#![cfg(target_os = "linux")]
 
 use std::num::NonZeroUsize;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -9,9 +10,9 @@ use crate::subject::Subject;
 
 /// mio 1.x (`Poll`, edge-triggered).
 pub(crate) struct Mio {
-    pub(crate) poll: mio::Poll,
-    pub(crate) events: mio::Events,
-    pub(crate) fds: Vec<Rc<OwnedFd>>,
+    poll: mio::Poll,
+    events: mio::Events,
+    fds: Vec<Rc<OwnedFd>>,
 }
 
 impl Mio {
@@ -122,9 +123,9 @@ impl Subject for Mio {
 
 /// polling 3.x in level mode (`PollMode::Level`).
 pub(crate) struct Polling {
-    pub(crate) poller: polling::Poller,
-    pub(crate) events: polling::Events,
-    pub(crate) fds: Vec<Rc<OwnedFd>>,
+    poller: polling::Poller,
+    events: polling::Events,
+    fds: Vec<Rc<OwnedFd>>,
 }
 
 impl Polling {

@@ -1,4 +1,5 @@
 //! The markdown report (select.md): the tables, the machine, the verdicts.
+#![cfg(target_os = "linux")]
 
 use std::fmt::Write as _;
 

@@ -1,5 +1,6 @@
 //! The interface every measured implementation offers, and the eventfds
 //! they register.
+#![cfg(target_os = "linux")]
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::rc::Rc;

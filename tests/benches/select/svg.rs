@@ -1,4 +1,5 @@
 //! The chart (select.svg) of the median ratios to the floor.
+#![cfg(target_os = "linux")]
 
 use std::fmt::Write as _;
 

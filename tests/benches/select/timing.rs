@@ -1,5 +1,6 @@
 //! Timing: options, rows of per-round figures, interleaved measurement in
 //! thread CPU time.
+#![cfg(target_os = "linux")]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,7 +19,7 @@ pub(crate) struct Row {
     pub(crate) label: String,
     pub(crate) names: Vec<&'static str>,
     /// `ns[impl][round]`.
-    pub(crate) ns: Vec<Vec<f64>>,
+    ns: Vec<Vec<f64>>,
 }
 
 pub(crate) fn median(v: &[f64]) -> f64 {

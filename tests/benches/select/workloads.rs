@@ -1,5 +1,6 @@
 //! The workloads: tables A and B (select, wake + select) and C (churn,
 //! modify), each row checked before it is timed.
+#![cfg(target_os = "linux")]
 
 use std::hint::black_box;
 use std::os::fd::{AsFd, AsRawFd};
