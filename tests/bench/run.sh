@@ -11,7 +11,7 @@
 #                                # raw epoll server on ping-pong (counted with perf or strace)
 #
 # Parts: tests/benches/select/ (select cost, churn, size_of),
-# tests/benches/echo.rs (echo servers incl. tokio: CPU per message, messages/s,
+# tests/benches/echo/ (echo servers incl. tokio: CPU per message, messages/s,
 # RTT, bulk MB/s, system calls per message by kind, peak RSS, binary sizes,
 # echod's allocations, --threads 2), and,
 # in the full run when valgrind is installed, user-space instructions per
