@@ -1,5 +1,5 @@
 #!/bin/sh
-# Benchmarks of issue 5: ioselect against a raw epoll loop, mio, polling and
+# Benchmarks: ioselect against a raw epoll loop, mio, polling and
 # Python's selectors. One command builds everything and prints the tables:
 #
 #   tests/bench/run.sh           # full: ~25 min on 2 cores (the echo bench ~20); writes tests/bench/results/
@@ -8,10 +8,10 @@
 #   tests/bench/run.sh --quick   # smoke (seconds once built): runs every harness and
 #                                # checks every byte and event; judges no speed; writes nothing;
 #                                # FAILS if echod makes more system calls per message than the
-#                                # raw epoll server on ping-pong (counted with perf or strace, issue 13)
+#                                # raw epoll server on ping-pong (counted with perf or strace)
 #
-# Parts: tests/benches/select.rs (select cost, churn, size_of),
-# tests/benches/echo.rs (echo servers incl. tokio: CPU per message, messages/s,
+# Parts: tests/benches/select/ (select cost, churn, size_of),
+# tests/benches/echo/ (echo servers incl. tokio: CPU per message, messages/s,
 # RTT, bulk MB/s, system calls per message by kind, peak RSS, binary sizes,
 # echod's allocations, --threads 2), and,
 # in the full run when valgrind is installed, user-space instructions per
@@ -27,7 +27,7 @@ case "${1:-}" in
     *) echo "usage: $0 [--quick | --select]" >&2; exit 2 ;;
 esac
 
-# The echo bench counts system calls with strace (issue 13).
+# The echo bench counts system calls with strace.
 if ! command -v strace >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1; then
         apt-get update -qq && apt-get install -y -qq strace >/dev/null

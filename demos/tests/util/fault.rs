@@ -132,6 +132,14 @@ impl Echod {
     }
 }
 
+/// echod's closing `shutting down: ...` line among the lines it printed
+/// (what [`Echod::stop`] returns); panics without one.
+pub fn shutdown_summary(out: &[String]) -> &str {
+    out.iter()
+        .find(|l| l.starts_with("shutting down"))
+        .expect("summary")
+}
+
 /// A blocking loopback client of `port` with read and write timeouts.
 pub fn connect(port: u16) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to echod");

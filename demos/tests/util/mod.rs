@@ -6,6 +6,11 @@
 #[cfg(target_os = "linux")]
 pub mod fault;
 
+/// Clients of `echod` shared by the `reliability_*.rs` tests: checked
+/// echoes, floods, bad peers.
+#[cfg(target_os = "linux")]
+pub mod peer;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
