@@ -133,12 +133,6 @@ impl Changes {
         &self.0
     }
 
-    /// True when there is nothing to change.
-    #[must_use]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Appends `change`. A list holds one change per filter and there are
     /// two filters, so it cannot be full: every caller adds each filter at
     /// most once. A third change would be a bug, and the assertion makes it
@@ -487,7 +481,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(failure.error, OsError::ENOMEM);
-        assert!(failure.undo.is_empty());
+        assert!(failure.undo.as_slice().is_empty());
     }
 
     /// NetBSD's `pipe_kqfilter` answers `EBADF` instead; only for an fd
@@ -569,7 +563,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(failure.error, OsError::EBADF);
-        assert!(failure.undo.is_empty());
+        assert!(failure.undo.as_slice().is_empty());
     }
 
     #[test]
@@ -608,7 +602,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(failure.error, OsError::ENOMEM);
-        assert!(failure.undo.is_empty());
+        assert!(failure.undo.as_slice().is_empty());
     }
 
     /// A kernel that reports only refusals: a change with no entry was
