@@ -3,14 +3,11 @@
 //!
 //! - `kqueue`: the targets where `rustix::event::kqueue` exists (rustix's
 //!   `bsd`: Apple's OSes, FreeBSD, DragonFly, NetBSD and OpenBSD).
-//! - `evfilt_user`: the subset where rustix offers `EVFILT_USER` (rustix's
-//!   `any(apple, freebsdlike)`); the waker uses it there and a pipe elsewhere.
 
 use std::env;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(kqueue)");
-    println!("cargo::rustc-check-cfg=cfg(evfilt_user)");
     println!("cargo::rerun-if-changed=build.rs");
 
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
@@ -23,8 +20,5 @@ fn main() {
 
     if apple || freebsdlike || netbsdlike {
         println!("cargo::rustc-cfg=kqueue");
-    }
-    if apple || freebsdlike {
-        println!("cargo::rustc-cfg=evfilt_user");
     }
 }

@@ -109,6 +109,14 @@ pub enum Error {
     /// with `None`. Rather than return early, the select fails; nothing
     /// changed. `select(None)` and `select(Some(Duration::ZERO))` work there.
     NoClock,
+    /// The backend's kernel object belongs to another process: the selector
+    /// was inherited across `fork`, and the child has no copy of that object
+    /// (no kernel copies a kqueue into a fork child, so its number is closed
+    /// there, or already names another file). The backend made no kernel
+    /// call with it and closes nothing when dropped;
+    /// [`rebuild`](crate::SelectorIn::rebuild) gives the child a fresh
+    /// object with the same keys.
+    Forked,
     /// The backend (the kernel) refused the operation.
     Os(OsError),
 }
@@ -128,6 +136,9 @@ impl fmt::Display for Error {
             Self::InvalidCapacity => {
                 f.write_str("the key table's storage has no slots, or more than u32::MAX - 1")
             }
+            Self::Forked => f.write_str(
+                "the selector's kernel object belongs to the parent process (inherited across fork)",
+            ),
             Self::Os(e) => fmt::Display::fmt(e, f),
         }
     }
@@ -153,6 +164,7 @@ impl Error {
             }
             Self::Full => ErrorKind::OutOfMemory,
             Self::NoClock => ErrorKind::Unsupported,
+            Self::Forked => ErrorKind::Other,
             Self::Os(e) => std::io::Error::from_raw_os_error(e.raw()).kind(),
         }
     }

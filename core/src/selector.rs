@@ -760,10 +760,9 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     }
 
     /// Closes the selector (Python's `close`): forgets all keys, dropping
-    /// their data, and releases the backend. For epoll that closes its fd,
-    /// which drops every registration of the selector's; kqueue drops them
-    /// too, once no waker holds the kqueue (see `ioselect_bsd::Waker`).
-    /// Dropping the selector does the same. The registered fds themselves
+    /// their data, and releases the backend. For epoll and kqueue that
+    /// closes its fd, which drops every registration of the selector's
+    /// (wakers hold no copy of it). Dropping the selector does the same. The registered fds themselves
     /// stay open: they are the application's.
     pub fn close(self) {
         drop(self);

@@ -34,8 +34,8 @@
 //! ```
 //!
 //! # Platform notes
-//! Every kernel behaviour relied on below is cited, per kernel, in
-//! `KERNELS.md` beside this crate's `Cargo.toml`.
+//! Every kernel behaviour relied on below is cited, per kernel, in the
+//! [kernel notes](kernels).
 //! - Readiness is level-triggered, like Python's selectors.
 //! - `EVFILT_READ` is READ and `EVFILT_WRITE` is WRITE, whatever their
 //!   flags, as in CPython's `KqueueSelector`. `EV_EOF` on one filter is
@@ -48,33 +48,52 @@
 //!   write readiness merged.
 //! - A pipe (or FIFO) whose reader is gone registers for WRITE and is
 //!   reported writable, as with epoll, although FreeBSD, DragonFly and
-//!   OpenBSD refuse its `EVFILT_WRITE` with `EPIPE` (NetBSD: `EBADF`): the
-//!   backend reports WRITE for it itself (at most 8 such keys at once).
+//!   OpenBSD refuse its `EVFILT_WRITE` with `EPIPE` (older OpenBSD:
+//!   `EPERM`; NetBSD: `EBADF`): the backend reports WRITE for it itself (at
+//!   most 8 such keys at once).
 //! - `modify` of an fd that was closed while registered fails with `EBADF`
-//!   (`ENOENT` once the number names another file), as epoll's does.
+//!   on the BSDs (`ENOENT` once the number names another file, and always
+//!   on XNU), as epoll's does.
 //! - kqueue ties registrations to fds, not open files: closing an fd drops
 //!   its filters, and `unregister` of a closed fd succeeds.
-//! - `close` (or drop) of the selector closes the kqueue fd. A kqueue (and every
-//!   registration in it) goes when its last fd is closed, and a live `Waker`
-//!   holds a `dup` of that fd (Apple's OSes, FreeBSD, DragonFly): until the
-//!   last waker is dropped, the kqueue and its registrations live on,
-//!   unreachable (a registered fd's filters still go when that fd is
-//!   closed). On NetBSD and OpenBSD wakers hold the wake-up pipe instead,
-//!   and closing the selector drops its registrations at once.
-//! - The kqueue fd is made close-on-exec by a second call after `kqueue()`
-//!   (rustix 1.x has no `kqueue1`/`kqueuex`): see `Kqueue::new`.
+//! - `close` (or drop) of the selector closes the kqueue fd, and with it every
+//!   registration. The `Waker`'s wake-up source is a pipe that the
+//!   selector and its wakers share, so a live waker keeps no kqueue alive;
+//!   `rebuild` moves the keys and the wake-up pipe
+//!   to a fresh kqueue, and wakers made before it wake the new one.
+//! - After `fork` the child has no copy of the kqueue (no kernel copies
+//!   one): dropping the inherited selector there closes nothing, a
+//!   `select` fails with [`Error::Forked`], and `rebuild` gives the child a
+//!   fresh kqueue and wake-up pipe.
+//! - On the BSDs the kqueue fd is made close-on-exec by a second call after
+//!   `kqueue()` (rustix 1.x has no `kqueue1`/`kqueuex`); XNU makes every
+//!   kqueue close-on-exec itself. See `Kqueue::new`.
 //!
 //! # Portability
 //! 64-bit targets only: the selector's 64-bit [`Token`](backend::Token) travels in kevent's
-//! pointer-sized `udata`. The `Waker` uses `EVFILT_USER` on Apple's OSes,
-//! FreeBSD and DragonFly, and a pipe on NetBSD and OpenBSD (whose kernels
-//! have `EVFILT_USER` now too, but rustix does not offer it there).
+//! pointer-sized `udata`. Change lists ask for a receipt per change
+//! (`EV_RECEIPT`), which every supported kernel honours (OpenBSD's since
+//! 2018 at the latest), so a `register`/`modify`/`unregister` call never
+//! takes a pending event away from the next `select`. Only macOS and
+//! FreeBSD run the test suite (in GitHub Actions); the other BSDs are
+//! type-checked only.
 //!
-//! Change lists ask for a receipt per change (`EV_RECEIPT`), which every
-//! supported kernel honours (OpenBSD's since 2018 at the latest), so a
-//! `register`/`modify`/`unregister` call never takes a pending event away
-//! from the next `select`. Only macOS and FreeBSD run the test suite (in
-//! GitHub Actions); the other BSDs are type-checked only.
+//! # Layout and dependencies
+//! - `plan` (private, every target, unit-tested on Linux):
+//!   the syscall-free decisions: change lists and their receipts,
+//!   readiness, timeouts, dead pipes, the wake-up protocol.
+//! - The kqueue side (kqueue targets only): `Kqueue`, `Waker`, and the
+//!   `kevent` plumbing under them; its only `unsafe` code (the `kevent`
+//!   call, the `Send`/`Sync` of its buffer, and the kqueue fd that a fork
+//!   child must not close) is fenced in one private module, `unchecked`.
+//!
+//! Packages: [rustix](https://docs.rs/rustix) makes every system call
+//! (`kqueue`, `kevent`, `pipe`, `fcntl`, `fstat`, `getpid`, `read`,
+//! `write`, `clock_gettime`); [heapless](https://docs.rs/heapless) gives
+//! the fixed-capacity lists (a change list, its receipts, the dead pipes)
+//! without a heap; bitflags reaches this crate only through
+//! `ioselect-core`'s [`Events`]; [defmt](https://docs.rs/defmt) (feature
+//! `defmt`) formats the public types for embedded logging.
 #![no_std]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -98,30 +117,27 @@ compile_error!(
 
 // The parts that need no syscall, on every target (and tested on Linux).
 #[cfg_attr(not(kqueue), allow(dead_code))]
-mod changes;
+mod plan;
 #[cfg_attr(not(kqueue), allow(dead_code))]
-mod peer_gone;
-#[cfg_attr(not(kqueue), allow(dead_code))]
-mod ready;
-#[cfg_attr(not(kqueue), allow(dead_code))]
-mod timeout;
-#[cfg_attr(not(kqueue), allow(dead_code))]
-mod wake;
+mod unchecked;
 
 #[cfg(not(kqueue))]
 mod elsewhere;
 #[cfg(kqueue)]
 mod kqueue;
-#[cfg(kqueue)]
-mod sys;
-#[cfg(kqueue)]
-mod waker;
+
+/// The kernel notes: what this backend submits to each kernel's `kevent`,
+/// what it reads back, and the kernel source that backs each rule, kernel
+/// by kernel (XNU, FreeBSD, DragonFly, NetBSD, OpenBSD).
+pub mod kernels {
+    #![doc = include_str!("../KERNELS.md")]
+}
 
 #[cfg(not(kqueue))]
 #[doc(hidden)]
 pub use elsewhere::DefaultSelector;
 #[cfg(kqueue)]
-pub use waker::Waker;
+pub use kqueue::Waker;
 
 /// The parts under the selector types, for code generic over backends or
 /// that drives kqueue itself: the `Kqueue` backend (on kqueue targets) and

@@ -206,8 +206,9 @@ fn timespec(d: Duration) -> Timespec {
     }
 }
 
+/// The crate's `unsafe`: what rustix cannot check for it.
 #[allow(unsafe_code)]
-mod raw {
+mod unchecked {
     use super::Epoll;
 
     // SAFETY: `Epoll` holds an `OwnedFd` (Send + Sync) and a buffer of
@@ -343,7 +344,7 @@ impl<const E: usize> Backend for Epoll<E> {
     #[doc(alias = "epoll_ctl")]
     fn delete_closed(&mut self, fd: RawFd, _events: Events, _token: Token) {
         if fd != self.notify.as_raw_fd() {
-            raw::delete_number(self.fd.as_fd(), fd);
+            unchecked::delete_number(self.fd.as_fd(), fd);
         }
     }
 

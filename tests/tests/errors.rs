@@ -395,6 +395,8 @@ fn errors_convert_and_display() {
         Error::Full,
         Error::StaleRegistration,
         Error::NoClock,
+        Error::InvalidCapacity,
+        Error::Forked,
         os,
     ] {
         assert!(!e.to_string().is_empty());

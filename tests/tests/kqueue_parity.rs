@@ -1,8 +1,9 @@
-//! Same program, same results on epoll and kqueue (issue 10): each test
-//! here would catch one defect that the kqueue backend had on a real
-//! kernel, and pins what epoll does, so it runs unchanged on Linux, macOS
-//! and FreeBSD. The kernel facts behind each are cited in
-//! `os-bsd/KERNELS.md`.
+//! Same program, same results on epoll and kqueue: each test here would
+//! catch one defect that the kqueue backend had on a real kernel, and pins
+//! what epoll does, so it runs unchanged on Linux, macOS and FreeBSD. The
+//! kernel facts behind each are cited in `os-bsd/KERNELS.md`. The tests of
+//! kqueue's own rules (`rebuild`, `fork`) are in `mod kqueue_only` at the
+//! end.
 //!
 //! Every test holds `serial()`: one installs a signal handler, and the
 //! others should not have their `select`s interrupted by it.
@@ -27,10 +28,10 @@ type Sel = DefaultSelector<&'static str, 8>;
 
 const WAKES: usize = 1_000;
 
-/// FreeBSD and DragonFly lost every wake of the old waker (its trigger
-/// carried `EV_CLEAR`, which `filt_usertouch` applies after setting the
-/// trigger): 1,000 wakes in a row, each sent while the `select` blocks
-/// (or about to), each must end exactly that `select`.
+/// 1,000 wakes in a row, each sent while the `select` blocks (or about
+/// to), each must end exactly that `select` (a waker whose trigger the
+/// kernel resets in the same call, as FreeBSD's `filt_usertouch` does for
+/// an `EVFILT_USER` trigger with `EV_CLEAR`, loses them all).
 #[test]
 fn thousand_wakes_from_another_thread_each_end_a_blocking_select() {
     let _serial = serial();
@@ -316,4 +317,226 @@ fn a_dead_pipe_through_rebuild_and_unregister_closed() {
     let start = Instant::now();
     assert!(select_ready(&mut sel, Some(Duration::from_millis(20))).is_empty());
     assert!(start.elapsed() >= Duration::from_millis(20));
+}
+
+/// kqueue's own rules, which epoll has no counterpart for.
+#[cfg(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+mod kqueue_only {
+    use super::*;
+    use ioselect_tests::Error;
+    use std::os::fd::BorrowedFd;
+
+    /// `EV_ADD` of `EVFILT_READ` for `fd` with `udata`, straight into the
+    /// kqueue `kq`: a registration the selector's table does not know.
+    fn raw_add_read(kq: BorrowedFd<'_>, fd: i32, udata: usize) {
+        // SAFETY: a zeroed `struct kevent` is valid; the fields set are the
+        // ones `EV_SET` sets.
+        let mut change: libc::kevent = unsafe { std::mem::zeroed() };
+        change.ident = fd as _;
+        change.filter = libc::EVFILT_READ as _;
+        change.flags = libc::EV_ADD as _;
+        change.udata = udata as _;
+        // SAFETY: one change, no event list, a valid kqueue fd.
+        let n = unsafe {
+            libc::kevent(
+                kq.as_raw_fd(),
+                &change,
+                1,
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(n, 0, "{}", std::io::Error::last_os_error());
+    }
+
+    /// How many events the kqueue `kq` has pending (a zero-timeout poll).
+    fn raw_pending(kq: BorrowedFd<'_>) -> i32 {
+        // SAFETY: zeroed `struct kevent`s and `timespec` are valid.
+        let mut events: [libc::kevent; 8] = unsafe { std::mem::zeroed() };
+        let zero: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: room for 8 events, a valid kqueue fd.
+        let n = unsafe {
+            libc::kevent(
+                kq.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                events.as_mut_ptr(),
+                8,
+                &zero,
+            )
+        };
+        assert!(n >= 0, "{}", std::io::Error::last_os_error());
+        n
+    }
+
+    /// `rebuild` starts a truly fresh kqueue: a registration the table does
+    /// not know (what a failed undo would leave) stays behind with the old
+    /// one. (When `renew` was a `dup` of the same kqueue, it stayed and
+    /// fired in every `select`.)
+    #[test]
+    fn rebuild_leaves_a_registration_the_table_does_not_know_behind() {
+        let _serial = serial();
+        let mut sel = Sel::open().unwrap();
+        let (a, b) = socketpair();
+        let (x, y) = socketpair();
+        sel.register(a.as_fd(), Events::READ, "a").unwrap();
+        raw_add_read(sel.backend().as_fd(), x.as_raw_fd(), 0xdead);
+        (&y).write_all(b"x").unwrap();
+        assert_eq!(raw_pending(sel.backend().as_fd()), 1, "the stranger fires");
+        sel.rebuild(|_| Some(a.as_fd())).unwrap();
+        assert_eq!(
+            raw_pending(sel.backend().as_fd()),
+            0,
+            "only the table's keys"
+        );
+        (&b).write_all(b"y").unwrap();
+        assert_eq!(
+            select_ready(&mut sel, Some(PATIENCE)),
+            [(fd_of(&a), Events::READ, "a")]
+        );
+    }
+
+    /// A failed `rebuild` (no source for the second key) leaves the live
+    /// kqueue as it was: both keys are still reported, and a waker made
+    /// before it still wakes the selector.
+    #[test]
+    fn a_failed_rebuild_keeps_every_registration_and_the_waker() {
+        let _serial = serial();
+        let mut sel = Sel::open().unwrap();
+        let waker = Waker::new(sel.backend()).unwrap();
+        let (a, b) = socketpair();
+        let (c, d) = socketpair();
+        sel.register(a.as_fd(), Events::READ, "a").unwrap();
+        sel.register(c.as_fd(), Events::READ, "c").unwrap();
+        let failed = sel.rebuild(|key| (key.fd() == fd_of(&a)).then(|| a.as_fd()));
+        assert_eq!(failed, Err(Error::InvalidFd));
+        (&b).write_all(b"x").unwrap();
+        (&d).write_all(b"x").unwrap();
+        let mut want = vec![
+            (fd_of(&a), Events::READ, "a"),
+            (fd_of(&c), Events::READ, "c"),
+        ];
+        want.sort_by_key(|r| r.0);
+        assert_eq!(select_ready(&mut sel, Some(PATIENCE)), want);
+        sel.unregister(a.as_fd()).unwrap();
+        sel.unregister(c.as_fd()).unwrap();
+        waker.wake().unwrap();
+        let start = Instant::now();
+        assert!(select_ready(&mut sel, Some(PATIENCE)).is_empty());
+        assert!(start.elapsed() < PATIENCE, "woken");
+    }
+
+    /// A waker holds no kqueue (its fd is the wake-up pipe's read end), so
+    /// closing the selector closes its kqueue and every registration at
+    /// once, waker or not.
+    #[test]
+    fn a_live_waker_holds_no_kqueue() {
+        let _serial = serial();
+        let sel = Sel::open().unwrap();
+        let waker = Waker::new(sel.backend()).unwrap();
+        // SAFETY: a zeroed `struct stat` is valid; `fstat` fills it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid fd and a `stat` to fill.
+        assert_eq!(
+            unsafe { libc::fstat(waker.as_fd().as_raw_fd(), &mut st) },
+            0
+        );
+        assert_eq!(
+            st.st_mode & libc::S_IFMT,
+            libc::S_IFIFO,
+            "a pipe, not a kqueue"
+        );
+        sel.close();
+        waker.wake().unwrap(); // reaches no one, fails nothing
+    }
+
+    /// What the child of a `fork` checks, without allocating or panicking
+    /// (another thread may have held the allocator's lock at the fork):
+    /// the exit code says which check failed.
+    fn child(mut sel: Sel, kq: i32, a: &UnixStream) -> i32 {
+        // SAFETY: plain fcntl/open/dup2 calls on numbers, no memory shared.
+        unsafe {
+            // No kernel copies a kqueue into a fork child.
+            if libc::fcntl(kq, libc::F_GETFD) != -1 {
+                return 10;
+            }
+            // The number is the next file's: make it /dev/null's.
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            if null < 0 || libc::dup2(null, kq) != kq {
+                return 11;
+            }
+        }
+        if sel.select(Some(Duration::ZERO)) != Err(Error::Forked) {
+            return 12;
+        }
+        if sel.rebuild(|_| Some(a.as_fd())).is_err() {
+            return 13;
+        }
+        // Dropping the inherited kqueue left /dev/null open.
+        // SAFETY: fcntl on a number.
+        if unsafe { libc::fcntl(kq, libc::F_GETFD) } == -1 {
+            return 14;
+        }
+        // The rebuilt selector works: the parent's byte is there to read.
+        if sel.select(Some(PATIENCE)).is_err() {
+            return 15;
+        }
+        match sel.next_ready() {
+            Some((key, ready)) if key.fd() == fd_of(a) && ready == Events::READ => {}
+            _ => return 16,
+        }
+        // A waker made in the child wakes the child's selector.
+        let Ok(waker) = Waker::new(sel.backend()) else {
+            return 17;
+        };
+        if sel.unregister(a.as_fd()).is_err() || waker.wake().is_err() {
+            return 18;
+        }
+        let start = Instant::now();
+        if sel.select(Some(PATIENCE)).is_err() || start.elapsed() >= PATIENCE {
+            return 19;
+        }
+        drop(sel);
+        0
+    }
+
+    /// After `fork` the child's inherited selector neither closes nor uses
+    /// the number its kqueue had (which the child's next file takes):
+    /// `select` fails with `Error::Forked`, dropping closes nothing, and
+    /// `rebuild` gives the child a working selector. The parent's is
+    /// untouched.
+    #[test]
+    fn a_fork_child_neither_closes_nor_uses_the_parents_kqueue() {
+        let _serial = serial();
+        let mut sel = Sel::open().unwrap();
+        let (a, b) = socketpair();
+        sel.register(a.as_fd(), Events::READ, "a").unwrap();
+        (&b).write_all(b"x").unwrap();
+        let kq = sel.backend().as_fd().as_raw_fd();
+        // SAFETY: the child calls only `child` and `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "{}", std::io::Error::last_os_error());
+        if pid == 0 {
+            let code = child(sel, kq, &a);
+            // SAFETY: ends the child without running the parent's atexit
+            // handlers or the test harness.
+            unsafe { libc::_exit(code) }
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "status {status}");
+        assert_eq!(libc::WEXITSTATUS(status), 0, "the child's failed check");
+        assert_eq!(
+            select_ready(&mut sel, Some(PATIENCE)),
+            [(fd_of(&a), Events::READ, "a")]
+        );
+    }
 }

@@ -49,6 +49,8 @@ fn io_error_kinds() {
     assert_eq!(kind(Error::InvalidFd), io::ErrorKind::InvalidInput);
     assert_eq!(kind(Error::Full), io::ErrorKind::OutOfMemory);
     assert_eq!(kind(Error::NoClock), io::ErrorKind::Unsupported);
+    assert_eq!(kind(Error::InvalidCapacity), io::ErrorKind::InvalidInput);
+    assert_eq!(kind(Error::Forked), io::ErrorKind::Other);
     for e in [Error::Full, Error::NotRegistered, Error::Os(OsError::EBADF)] {
         assert_eq!(e.kind(), kind(e));
     }

@@ -193,6 +193,8 @@ fn errors_convert_and_display() {
         Error::Full,
         Error::StaleRegistration,
         Error::NoClock,
+        Error::InvalidCapacity,
+        Error::Forked,
         Error::Os(OsError::EBADF),
     ];
     let texts: Vec<String> = all.iter().map(ToString::to_string).collect();

@@ -3,14 +3,22 @@
 //! undoes the part of a change list that was applied when another part
 //! failed.
 //!
-//! Compiled on every target (and unit-tested on Linux); the `kqueue` module
-//! translates [`Change`]s into `struct kevent`s. The kernel behaviour each
-//! rule relies on is cited in `KERNELS.md` (beside `Cargo.toml`).
+//! The kqueue side translates [`Change`]s into `struct kevent`s. The kernel
+//! behaviour each rule relies on: [changes](crate::kernels#changes),
+//! [receipts](crate::kernels#receipts) and [fd
+//! filters](crate::kernels#fd-filters) in the kernel notes.
 
+use heapless::Vec;
 use ioselect_core::{Events, OsError};
 
 /// `EPIPE`: 32 on Linux, macOS and every BSD.
 pub(crate) const EPIPE: OsError = OsError::from_raw(32);
+
+/// A receipt's `data` as an errno; one that does not fit an `i32` is no
+/// success either (`EINVAL`).
+pub(crate) fn errno_of(data: i64) -> OsError {
+    OsError::from_raw(i32::try_from(data).unwrap_or(OsError::EINVAL.raw()))
+}
 
 /// A kqueue filter this crate registers for a file descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,20 +39,22 @@ impl Filter {
 pub(crate) enum Op {
     /// `EV_ADD`: start watching.
     Add,
-    /// `EV_DELETE` by `unregister`: a filter that is already gone (the fd
-    /// was closed) counts as deleted.
+    /// `EV_DELETE` that forgives a missing filter: `unregister`, and the
+    /// undo of an add. A filter that is already gone (closing the fd
+    /// dropped it) counts as deleted.
+    DeleteIfPresent,
+    /// `EV_DELETE` of a filter that must still be there: `modify` dropping
+    /// an event. A filter that is gone means the fd was closed (and its
+    /// number maybe reused) while registered, which epoll reports as
+    /// `EBADF`/`ENOENT` from `EPOLL_CTL_MOD`; kqueue does too then.
     Delete,
-    /// `EV_DELETE` by `modify`: the filter must still be there. A filter
-    /// that is gone means the fd was closed (and its number maybe reused)
-    /// while registered, which epoll reports as `EBADF`/`ENOENT` from
-    /// `EPOLL_CTL_MOD`; kqueue does too then.
-    Remove,
-    /// `EV_ENABLE` without `EV_ADD` by `modify`, for a filter it keeps: changes
-    /// nothing (the filter is enabled, its `udata`, `fflags` and `data` are
-    /// rewritten with the values it was added with), but answers `ENOENT`
-    /// (or `EBADF`) when the filter is gone, so a `modify` of an fd closed
-    /// while registered fails as epoll's does instead of silently adding a
-    /// filter to whatever file now has the number (`KERNELS.md`, section 4).
+    /// `EV_ENABLE` without `EV_ADD` by `modify`, for a filter it keeps:
+    /// changes nothing (the filter is enabled, its `udata`, `fflags` and
+    /// `data` are rewritten with the values it was added with), but answers
+    /// `ENOENT` (or `EBADF`) when the filter is gone, so a `modify` of an
+    /// fd closed while registered fails as epoll's does instead of silently
+    /// adding a filter to whatever file now has the number (kernel notes:
+    /// [fd filters](crate::kernels#fd-filters)).
     Check,
 }
 
@@ -61,8 +71,8 @@ impl Change {
     #[must_use]
     pub(crate) const fn undo(self) -> Option<Self> {
         let op = match self.op {
-            Op::Add => Op::Delete,
-            Op::Delete | Op::Remove => Op::Add,
+            Op::Add => Op::DeleteIfPresent,
+            Op::DeleteIfPresent | Op::Delete => Op::Add,
             Op::Check => return None,
         };
         Some(Self {
@@ -73,42 +83,32 @@ impl Change {
 }
 
 /// The change list of one call for one fd: at most one change per filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Changes {
-    items: [Change; 2],
-    len: usize,
-}
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Changes(Vec<Change, 2>);
 
 impl Changes {
     /// No changes.
-    pub(crate) const EMPTY: Self = Self {
-        items: [Change {
-            filter: Filter::Read,
-            op: Op::Add,
-        }; 2],
-        len: 0,
-    };
+    pub(crate) const EMPTY: Self = Self(Vec::new());
 
     /// `register`: `EV_ADD` of each filter `events` has.
     #[must_use]
     pub(crate) fn add(events: Events) -> Self {
-        Self::build(Events::empty(), events, Op::Delete, None)
+        Self::build(Events::empty(), events, Op::DeleteIfPresent, None)
     }
 
-    /// `unregister`: `EV_DELETE` of each filter `events` has; filters that
-    /// are already gone count as deleted ([`Op::Delete`]).
+    /// `unregister`: [`Op::DeleteIfPresent`] of each filter `events` has.
     #[must_use]
     pub(crate) fn delete(events: Events) -> Self {
-        Self::build(events, Events::empty(), Op::Delete, None)
+        Self::build(events, Events::empty(), Op::DeleteIfPresent, None)
     }
 
     /// `modify` from `old` to `new`: `EV_ADD` of the filters only `new` has,
-    /// [`Op::Remove`] of the ones only `old` has, [`Op::Check`] of the ones
+    /// [`Op::Delete`] of the ones only `old` has, [`Op::Check`] of the ones
     /// both have, so the call fails when the registration is gone (as
     /// epoll's `EPOLL_CTL_MOD` does) and touches nothing that stays.
     #[must_use]
     pub(crate) fn modify(old: Events, new: Events) -> Self {
-        Self::build(old, new, Op::Remove, Some(Op::Check))
+        Self::build(old, new, Op::Delete, Some(Op::Check))
     }
 
     fn build(old: Events, new: Events, delete: Op, keep: Option<Op>) -> Self {
@@ -130,22 +130,16 @@ impl Changes {
     /// The changes, in order.
     #[must_use]
     pub(crate) fn as_slice(&self) -> &[Change] {
-        self.items.get(..self.len).unwrap_or(&[])
+        &self.0
     }
 
-    /// True when there is nothing to change.
-    #[must_use]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Appends `change`; there is room for one per filter, and callers add
-    /// each filter at most once.
+    /// Appends `change`. A list holds one change per filter and there are
+    /// two filters, so it cannot be full: every caller adds each filter at
+    /// most once. A third change would be a bug, and the assertion makes it
+    /// fail in tests (library code does not panic in release builds).
     fn push(&mut self, change: Change) {
-        if let Some(slot) = self.items.get_mut(self.len) {
-            *slot = change;
-            self.len += 1;
-        }
+        let pushed = self.0.push(change);
+        debug_assert!(pushed.is_ok(), "a change list holds one change per filter");
     }
 }
 
@@ -154,15 +148,16 @@ impl Changes {
 pub(crate) enum Verdict {
     /// `data == 0`: the change was made.
     Applied,
-    /// An [`Op::Delete`] of a filter that is not there: nothing was
-    /// changed, and nothing needs to be.
+    /// An [`Op::DeleteIfPresent`] of a filter that is not there: nothing
+    /// was changed, and nothing needs to be.
     AlreadyGone,
-    /// An `EV_ADD` of `EVFILT_WRITE` refused because the pipe's reader is
-    /// gone (`EPIPE` on FreeBSD, DragonFly and OpenBSD; `EBADF` on NetBSD
-    /// for an fd that is open). Nothing was changed in the kernel; the
-    /// backend treats the fd as registered and always writable, as epoll
-    /// does (see `KERNELS.md`, section 6).
-    PeerGone,
+    /// An `EV_ADD` of `EVFILT_WRITE` refused with this errno because the
+    /// pipe's reader is gone (see
+    /// [`PipeKqfilter`](crate::plan::peer_gone::PipeKqfilter)). Nothing was
+    /// changed in the kernel; the backend treats the fd as registered and
+    /// always writable, as epoll does (kernel notes: [dead
+    /// pipes](crate::kernels#dead-pipes)).
+    PeerGone(OsError),
     /// The change was refused with this errno; nothing was changed.
     Failed(OsError),
 }
@@ -176,24 +171,25 @@ impl Verdict {
         if errno == 0 {
             return Self::Applied;
         }
-        let error = OsError::from_raw(i32::try_from(errno).unwrap_or(OsError::EINVAL.raw()));
+        let error = errno_of(errno);
         match (change.op, change.filter, error) {
             // The fd is closed: closing an fd removes all of its kqueue
             // filters (knote_fdclose), so an unregister has nothing left to
             // do (Python's `unregister` of a closed fd succeeds the same way).
-            (Op::Delete, _, OsError::EBADF) => Self::AlreadyGone,
+            (Op::DeleteIfPresent, _, OsError::EBADF) => Self::AlreadyGone,
             // The fd has no such filter: it was closed (which removed its
-            // filters) and its number possibly reused by a file that was
-            // never added; either way the filter is gone.
-            (Op::Delete, _, OsError::ENOENT) => Self::AlreadyGone,
-            (Op::Add, Filter::Write, e) if peer_gone(e) => Self::PeerGone,
+            // filters; XNU answers a closed fd this way too) and its number
+            // possibly reused by a file that was never added; either way the
+            // filter is gone.
+            (Op::DeleteIfPresent, _, OsError::ENOENT) => Self::AlreadyGone,
+            (Op::Add, Filter::Write, e) if peer_gone(e) => Self::PeerGone(e),
             (_, _, error) => Self::Failed(error),
         }
     }
 }
 
 /// A change list that was applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Settled {
     /// The changes that undo it (for a caller that must still back out).
     pub(crate) undo: Changes,
@@ -213,7 +209,7 @@ impl Settled {
 
 /// A change list that failed: the error to report, and the changes that
 /// undo the applied part, so the kernel is as it was before the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Failure {
     pub(crate) error: OsError,
     pub(crate) undo: Changes,
@@ -226,10 +222,10 @@ pub(crate) struct Failure {
 /// that was applied.
 ///
 /// A change without a receipt counts as applied. Every kernel this crate
-/// supports honours `EV_RECEIPT` and returns one entry per change (see
-/// `KERNELS.md`, section 3); reading silence as success only matters for a kernel
-/// that reports refusals alone (OpenBSD before 2018, say), and is what mio
-/// does too.
+/// supports honours `EV_RECEIPT` and returns one entry per change (kernel
+/// notes: [receipts](crate::kernels#receipts)); reading silence as success
+/// only matters for a kernel that reports refusals alone (OpenBSD before
+/// 2018, say), and is what mio does too.
 pub(crate) fn settle(
     changes: &Changes,
     receipts: &[(Filter, i64)],
@@ -252,14 +248,7 @@ pub(crate) fn settle(
                 }
             }
             Verdict::AlreadyGone => {}
-            Verdict::PeerGone => {
-                let errno = receipts
-                    .iter()
-                    .find(|(filter, _)| *filter == change.filter)
-                    .and_then(|&(_, e)| i32::try_from(e).ok())
-                    .map_or(EPIPE, OsError::from_raw);
-                write_peer_gone = Some(errno);
-            }
+            Verdict::PeerGone(errno) => write_peer_gone = Some(errno),
             Verdict::Failed(e) => {
                 error.get_or_insert(e);
             }
@@ -302,6 +291,16 @@ mod tests {
         e == EPIPE || e == OsError::EBADF
     }
 
+    /// A third change used to be dropped without a word; it is a bug, and
+    /// now fails loudly (in tests and debug builds).
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "one change per filter")]
+    fn a_third_change_fails_loudly() {
+        let mut changes = Changes::add(RW);
+        changes.push(ch(Filter::Read, Op::Check));
+    }
+
     #[test]
     fn register_adds_each_requested_filter() {
         assert_eq!(Changes::add(R).as_slice(), [ch(Filter::Read, Op::Add)]);
@@ -316,11 +315,14 @@ mod tests {
     fn unregister_deletes_each_registered_filter() {
         assert_eq!(
             Changes::delete(R).as_slice(),
-            [ch(Filter::Read, Op::Delete)]
+            [ch(Filter::Read, Op::DeleteIfPresent)]
         );
         assert_eq!(
             Changes::delete(RW).as_slice(),
-            [ch(Filter::Read, Op::Delete), ch(Filter::Write, Op::Delete)]
+            [
+                ch(Filter::Read, Op::DeleteIfPresent),
+                ch(Filter::Write, Op::DeleteIfPresent)
+            ]
         );
     }
 
@@ -328,7 +330,7 @@ mod tests {
     fn modify_removes_adds_and_checks_what_it_keeps() {
         assert_eq!(
             Changes::modify(R, W).as_slice(),
-            [ch(Filter::Read, Op::Remove), ch(Filter::Write, Op::Add)]
+            [ch(Filter::Read, Op::Delete), ch(Filter::Write, Op::Add)]
         );
         assert_eq!(
             Changes::modify(R, RW).as_slice(),
@@ -336,11 +338,11 @@ mod tests {
         );
         assert_eq!(
             Changes::modify(RW, W).as_slice(),
-            [ch(Filter::Read, Op::Remove), ch(Filter::Write, Op::Check)]
+            [ch(Filter::Read, Op::Delete), ch(Filter::Write, Op::Check)]
         );
         assert_eq!(
             Changes::modify(RW, R).as_slice(),
-            [ch(Filter::Read, Op::Check), ch(Filter::Write, Op::Remove)]
+            [ch(Filter::Read, Op::Check), ch(Filter::Write, Op::Delete)]
         );
         // From nothing (a write filter the kernel never held, see
         // `PeerGone`) it is an add.
@@ -362,7 +364,7 @@ mod tests {
                 };
                 match c.op {
                     Op::Add => set |= bit,
-                    Op::Delete | Op::Remove => set -= bit,
+                    Op::DeleteIfPresent | Op::Delete => set -= bit,
                     Op::Check => assert!(set.contains(bit), "check of an absent filter"),
                 }
             }
@@ -385,11 +387,11 @@ mod tests {
 
     #[test]
     fn unregister_excuses_only_a_filter_that_is_gone() {
-        let del = ch(Filter::Read, Op::Delete);
+        let del = ch(Filter::Read, Op::DeleteIfPresent);
         assert_eq!(Verdict::of(del, 0, epipe), Verdict::Applied);
         assert_eq!(Verdict::of(del, EBADF, epipe), Verdict::AlreadyGone);
         assert_eq!(
-            Verdict::of(ch(Filter::Write, Op::Delete), ENOENT, epipe),
+            Verdict::of(ch(Filter::Write, Op::DeleteIfPresent), ENOENT, epipe),
             Verdict::AlreadyGone
         );
         // Other errnos of deletes are real failures.
@@ -409,7 +411,7 @@ mod tests {
     /// modify must too, whether it removes or keeps a filter.
     #[test]
     fn modify_of_a_gone_registration_fails_like_epoll() {
-        for op in [Op::Remove, Op::Check] {
+        for op in [Op::Delete, Op::Check] {
             for filter in [Filter::Read, Filter::Write] {
                 assert_eq!(
                     Verdict::of(ch(filter, op), EBADF, epipe),
@@ -430,7 +432,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(failure.error, OsError::ENOENT);
-        assert_eq!(failure.undo.as_slice(), [ch(Filter::Write, Op::Delete)]);
+        assert_eq!(
+            failure.undo.as_slice(),
+            [ch(Filter::Write, Op::DeleteIfPresent)]
+        );
     }
 
     /// FreeBSD/DragonFly/OpenBSD `pipe_kqfilter`: `EPIPE` for `EVFILT_WRITE`
@@ -440,7 +445,7 @@ mod tests {
     fn epipe_from_a_write_filter_add_is_registered_and_writable() {
         assert_eq!(
             Verdict::of(ch(Filter::Write, Op::Add), EPIPE_RAW, epipe),
-            Verdict::PeerGone
+            Verdict::PeerGone(EPIPE)
         );
         assert_eq!(
             settle(&Changes::add(W), &[(Filter::Write, EPIPE_RAW)], epipe),
@@ -476,7 +481,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(failure.error, OsError::ENOMEM);
-        assert!(failure.undo.is_empty());
+        assert!(failure.undo.as_slice().is_empty());
     }
 
     /// NetBSD's `pipe_kqfilter` answers `EBADF` instead; only for an fd
@@ -485,7 +490,7 @@ mod tests {
     fn netbsd_ebadf_of_an_open_fd_is_registered_and_writable() {
         assert_eq!(
             Verdict::of(ch(Filter::Write, Op::Add), EBADF, netbsd_open_fd),
-            Verdict::PeerGone
+            Verdict::PeerGone(OsError::EBADF)
         );
         assert_eq!(
             settle(&Changes::add(W), &[(Filter::Write, EBADF)], netbsd_open_fd)
@@ -546,7 +551,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(failure.error, OsError::ENOMEM);
-        assert_eq!(failure.undo.as_slice(), [ch(Filter::Read, Op::Delete)]);
+        assert_eq!(
+            failure.undo.as_slice(),
+            [ch(Filter::Read, Op::DeleteIfPresent)]
+        );
 
         let failure = settle(
             &changes,
@@ -555,7 +563,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(failure.error, OsError::EBADF);
-        assert!(failure.undo.is_empty());
+        assert!(failure.undo.as_slice().is_empty());
     }
 
     #[test]
@@ -581,7 +589,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(failure.error, OsError::EINVAL);
-        assert_eq!(failure.undo.as_slice(), [ch(Filter::Write, Op::Delete)]);
+        assert_eq!(
+            failure.undo.as_slice(),
+            [ch(Filter::Write, Op::DeleteIfPresent)]
+        );
 
         // A check that passed needs no undo.
         let failure = settle(
@@ -591,7 +602,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(failure.error, OsError::ENOMEM);
-        assert!(failure.undo.is_empty());
+        assert!(failure.undo.as_slice().is_empty());
     }
 
     /// A kernel that reports only refusals: a change with no entry was
@@ -605,7 +616,10 @@ mod tests {
         );
         let failure = settle(&changes, &[(Filter::Write, ENOMEM)], epipe).unwrap_err();
         assert_eq!(failure.error, OsError::ENOMEM);
-        assert_eq!(failure.undo.as_slice(), [ch(Filter::Read, Op::Delete)]);
+        assert_eq!(
+            failure.undo.as_slice(),
+            [ch(Filter::Read, Op::DeleteIfPresent)]
+        );
     }
 
     #[test]

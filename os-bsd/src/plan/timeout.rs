@@ -2,8 +2,7 @@
 //! each `kevent` may sleep so that a timeout never ends early, never
 //! overflows, and is never rounded (kevent takes a `timespec`).
 //!
-//! Compiled on every target (and unit-tested on Linux). Times are
-//! [`Duration`]s since an arbitrary origin of a monotonic clock.
+//! Times are [`Duration`]s since an arbitrary origin of a monotonic clock.
 
 use core::time::Duration;
 
@@ -14,7 +13,7 @@ use core::time::Duration;
 /// `MAXTSLP` per round and sleeps again for the rest; macOS turns the
 /// `timespec` into Mach absolute time with a multiplication that would
 /// overflow for huge values. 10⁸ seconds (three years) is below all of
-/// those limits (see `KERNELS.md`, section 8).
+/// those limits (kernel notes: [timeouts](crate::kernels#timeouts)).
 pub(crate) const MAX_SLEEP: Duration = Duration::from_secs(100_000_000);
 
 /// Added to every positive deadline: the coarsest resolution of

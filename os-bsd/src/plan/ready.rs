@@ -1,18 +1,18 @@
 //! Returned kevents → readiness, independent of the syscall: the
 //! `native → Events` mapping and the merge into one result per fd.
 //!
-//! Compiled on every target (and unit-tested on Linux); the `kqueue` module
-//! reads the fields out of each `struct kevent` and calls these.
+//! The kqueue side reads the fields out of each `struct kevent` and calls
+//! these.
 
 use ioselect_core::{Events, Token};
+
+use crate::plan::changes::Filter;
 
 /// The raw value of [`Token::INTERNAL`], as kevent's `udata` returns it.
 const INTERNAL: u64 = Token::INTERNAL.get();
 
-use crate::changes::Filter;
-
 /// The readiness one returned kevent reports: `filter` is `None` for a filter
-/// this crate does not register for fds (the waker's `EVFILT_USER`), `eof`
+/// this crate does not register, `eof`
 /// is its `EV_EOF` flag.
 ///
 /// `EVFILT_READ` is [`Events::READ`] and `EVFILT_WRITE` is
@@ -25,7 +25,7 @@ use crate::changes::Filter;
 /// or a socket error still reaches both interests, because both filters
 /// fire for it (each sets `EV_EOF`, or returns true on `so_error`), and an
 /// fd registered for both gets both, as with epoll's `EPOLLHUP`/`EPOLLERR`.
-/// See `KERNELS.md`, section 5.
+/// Kernel notes: [readiness](crate::kernels#readiness).
 #[must_use]
 pub(crate) fn readiness(filter: Option<Filter>, eof: bool) -> Events {
     match (filter, eof) {
@@ -35,8 +35,18 @@ pub(crate) fn readiness(filter: Option<Filter>, eof: bool) -> Events {
     }
 }
 
+/// What [`merge`] found in one batch of returned events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Merged {
+    /// How many results it wrote to the front of `out`.
+    pub(crate) count: usize,
+    /// The batch held the wake-up pipe's event ([`Token::INTERNAL`]): a
+    /// wake-up to consume (see [`crate::plan::wake`]).
+    pub(crate) woken: bool,
+}
+
 /// Merges returned events into one `(token, events)` per token, written to
-/// the front of `out`; returns how many were written.
+/// the front of `out`.
 ///
 /// kqueue reports `EVFILT_READ` and `EVFILT_WRITE` of one fd as two events;
 /// the selector wants one per fd. `raw` is sorted by token in place (no heap,
@@ -49,8 +59,10 @@ pub(crate) fn merge<E>(
     raw: &mut [E],
     read: impl Fn(&E) -> (u64, Events),
     out: &mut [(u64, Events)],
-) -> usize {
+) -> Merged {
     raw.sort_unstable_by_key(|e| read(e).0);
+    // `INTERNAL` is the largest token: it sorts last.
+    let woken = raw.last().is_some_and(|e| read(e).0 == INTERNAL);
     let mut count = 0;
     let mut run: Option<(u64, Events)> = None;
     for (token, events) in raw.iter().map(&read) {
@@ -63,7 +75,7 @@ pub(crate) fn merge<E>(
                 // Nested, not a let chain: the MSRV is 1.85.
                 if let Some(done) = run.replace((token, events)) {
                     if !emit(out, &mut count, done) {
-                        return count;
+                        return Merged { count, woken };
                     }
                 }
             }
@@ -72,7 +84,7 @@ pub(crate) fn merge<E>(
     if let Some(done) = run {
         emit(out, &mut count, done);
     }
-    count
+    Merged { count, woken }
 }
 
 /// Writes `item` at `out[*count]` and counts it; false when `out` is full.
@@ -104,8 +116,8 @@ mod tests {
 
     /// Merges `raw` into an output of `M` slots; returns the used part.
     fn merged<const M: usize>(raw: &mut [Raw]) -> Out<M> {
-        let mut out = [((0), Events::empty()); M];
-        let n = merge(raw, read, &mut out);
+        let mut out = [(0, Events::empty()); M];
+        let n = merge(raw, read, &mut out).count;
         Out(out, n)
     }
 
@@ -121,7 +133,7 @@ mod tests {
     fn filter_mapping() {
         assert_eq!(readiness(Some(Filter::Read), false), R);
         assert_eq!(readiness(Some(Filter::Write), false), W);
-        // Filters not used for fds (EVFILT_USER) carry no readiness.
+        // Filters this crate does not register carry no readiness.
         assert_eq!(readiness(None, false), Events::empty());
         assert_eq!(readiness(None, true), Events::empty());
     }
@@ -137,18 +149,18 @@ mod tests {
     #[test]
     fn read_and_write_of_one_fd_become_one_result() {
         let mut raw = [
-            ((7), Some(Filter::Read), false),
-            ((3), Some(Filter::Write), false),
-            ((7), Some(Filter::Write), false),
+            (7, Some(Filter::Read), false),
+            (3, Some(Filter::Write), false),
+            (7, Some(Filter::Write), false),
         ];
         let out = merged::<4>(&mut raw);
-        assert_eq!(out.as_slice(), [((3), W), ((7), RW)]);
+        assert_eq!(out.as_slice(), [(3, W), (7, RW)]);
     }
 
     #[test]
     fn every_token_appears_once_with_the_union_of_its_events() {
         // 40 events over 8 tokens in a scrambled order (no two adjacent).
-        let mut raw = [((0), None, false); 40];
+        let mut raw = [(0, None, false); 40];
         for (i, slot) in raw.iter_mut().enumerate() {
             let token = ((i * 5) % 8) as u64;
             let filter = if i % 3 == 0 {
@@ -165,7 +177,7 @@ mod tests {
                     events |= if i % 3 == 0 { W } else { R };
                 }
             }
-            ((t as u64), events)
+            (t as u64, events)
         });
         let out = merged::<16>(&mut raw);
         assert_eq!(out.as_slice(), expected);
@@ -175,28 +187,40 @@ mod tests {
     fn eof_is_reported_per_filter_and_merged_per_fd() {
         let mut raw = [
             // Our shutdown(SHUT_WR): only the write filter fires, with EOF.
-            ((1), Some(Filter::Write), true),
+            (1, Some(Filter::Write), true),
             // A hang-up: both filters fire, both with EOF.
-            ((2), Some(Filter::Read), true),
-            ((2), Some(Filter::Write), true),
+            (2, Some(Filter::Read), true),
+            (2, Some(Filter::Write), true),
             // The peer stopped sending: the read filter, with EOF.
-            ((3), Some(Filter::Read), true),
+            (3, Some(Filter::Read), true),
         ];
         let out = merged::<4>(&mut raw);
-        assert_eq!(out.as_slice(), [((1), W), ((2), RW), ((3), R)]);
+        assert_eq!(out.as_slice(), [(1, W), (2, RW), (3, R)]);
     }
 
     #[test]
     fn internal_and_empty_events_are_dropped() {
         let mut raw = [
             (INTERNAL, None, false),
-            ((5), Some(Filter::Read), false),
+            (5, Some(Filter::Read), false),
             (INTERNAL, Some(Filter::Read), false),
-            ((6), None, false),
+            (6, None, false),
         ];
         let out = merged::<4>(&mut raw);
-        assert_eq!(out.as_slice(), [((5), R)]);
+        assert_eq!(out.as_slice(), [(5, R)]);
 
+        let mut mixed = [(INTERNAL, None, false), (5, Some(Filter::Read), false)];
+        let mut out = [(0, Events::empty()); 4];
+        assert_eq!(
+            merge(&mut mixed, read, &mut out),
+            Merged {
+                count: 1,
+                woken: true
+            },
+            "the wake-up is noticed, and not a result"
+        );
+        let mut plain = [(5, Some(Filter::Read), false)];
+        assert!(!merge(&mut plain, read, &mut out).woken);
         let mut only_waker = [(INTERNAL, None, false)];
         assert_eq!(merged::<4>(&mut only_waker).as_slice(), []);
         assert_eq!(merged::<4>(&mut []).as_slice(), []);
@@ -205,16 +229,16 @@ mod tests {
     #[test]
     fn a_full_output_keeps_the_first_runs_whole() {
         let mut raw = [
-            ((3), Some(Filter::Read), false),
-            ((1), Some(Filter::Read), false),
-            ((2), Some(Filter::Write), false),
-            ((1), Some(Filter::Write), false),
-            ((2), Some(Filter::Read), false),
+            (3, Some(Filter::Read), false),
+            (1, Some(Filter::Read), false),
+            (2, Some(Filter::Write), false),
+            (1, Some(Filter::Write), false),
+            (2, Some(Filter::Read), false),
         ];
         let out = merged::<2>(&mut raw);
         // Token 3 is left for the next wait; 1 and 2 are complete.
-        assert_eq!(out.as_slice(), [((1), RW), ((2), RW)]);
-        let mut raw = [((9), Some(Filter::Read), false)];
+        assert_eq!(out.as_slice(), [(1, RW), (2, RW)]);
+        let mut raw = [(9, Some(Filter::Read), false)];
         assert_eq!(merged::<0>(&mut raw).as_slice(), []);
     }
 }

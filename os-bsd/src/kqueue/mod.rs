@@ -1,6 +1,11 @@
-//! The kqueue backend.
+//! The kqueue backend: [`Kqueue`], its [`Waker`], and the `kevent`
+//! plumbing under them. Built only for kqueue targets; the decisions it
+//! carries out are planned in [`crate::plan`].
 
-use core::ffi::c_void;
+mod kevent;
+mod wake;
+mod waker;
+
 use core::mem::MaybeUninit;
 use core::time::Duration;
 
@@ -8,13 +13,17 @@ use ioselect_core::{Backend, Error, Events, OpenBackend, OsError, RawFd, Renew, 
 use rustix::event::Timespec;
 use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use rustix::io::{Errno, FdFlags};
+use rustix::io::Errno;
 use rustix::time::{ClockId, clock_gettime};
 
-use crate::changes::{Change, Changes, EPIPE, Failure, Filter, Op, Settled, settle};
-use crate::peer_gone::{self, PeerGone};
-use crate::sys;
-use crate::timeout::{Deadline, Sleep};
+use self::kevent::{kevent_change, os_error, readiness_of, submit_changes, udata};
+use self::wake::WakePipe;
+pub use self::waker::Waker;
+use crate::plan::changes::{Changes, Failure, Filter, Settled, settle};
+use crate::plan::peer_gone::{self, PeerGone, PipeKqfilter};
+use crate::plan::ready::merge;
+use crate::plan::timeout::{Deadline, Sleep};
+use crate::unchecked::{self, EventBuffer, ForkLocal, ProcessId};
 
 /// A kqueue with a fixed buffer for the read and write events of `E` file
 /// descriptors, implementing [`Backend`]: Python's `select.kqueue` as a
@@ -30,25 +39,30 @@ use crate::timeout::{Deadline, Sleep};
 ///   filters that differ and checks the ones it keeps. Every change asks for
 ///   a receipt (`EV_RECEIPT`) that is checked on its own; when part of a
 ///   list fails, the applied part is undone, so the kernel is as before the
-///   call. What each kernel does with each change: `KERNELS.md` beside this
-///   crate's `Cargo.toml`.
+///   call. What each kernel does with each change: the [kernel
+///   notes](crate::kernels).
 /// - A pipe (or FIFO) whose reader is gone registers for WRITE and is
 ///   reported writable on every `select`, as with epoll, although FreeBSD,
-///   DragonFly and OpenBSD refuse its `EVFILT_WRITE` (`EPIPE`; NetBSD:
-///   `EBADF`): the backend reports it itself, for up to 8 such keys at
-///   once (`KERNELS.md`, section 6).
+///   DragonFly and OpenBSD refuse its `EVFILT_WRITE` (`EPIPE`; older
+///   OpenBSD `EPERM`; NetBSD `EBADF`): the backend reports it itself, for up
+///   to 8 such keys at once ([dead pipes](crate::kernels#dead-pipes)).
 /// - kqueue reports read and write readiness of one fd as two events; `wait`
 ///   merges them, so each fd comes once per `select`.
 /// - The buffer holds `2 * E` kevents: both filters of `E` fds. The
 ///   selector aliases use `E = N`, so one `select` can report every
 ///   registered fd. With a smaller `E`, the fds that do not fit come in the
 ///   next `select` (readiness is level-triggered).
+/// - The kqueue belongs to the process that made it: no kernel copies a
+///   kqueue into a fork child. In a child, dropping the inherited backend
+///   closes nothing, a `select` that the kernel refuses fails with
+///   [`Error::Forked`], and [`rebuild`](ioselect_core::SelectorIn::rebuild)
+///   gives the child a fresh kqueue ([fork and
+///   exec](crate::kernels#fork-and-exec)).
 ///
 /// # Memory
 /// Inline, no heap: `2 * E` `struct kevent`s (32 bytes each on macOS, 64 on
 /// FreeBSD) plus `16 * E` bytes of merged results, plus under 300 bytes for the
-/// pipes whose reader is gone. On NetBSD and OpenBSD, two more fds (the
-/// wake-up pipe).
+/// pipes whose reader is gone. Three fds: the kqueue and the wake-up pipe.
 ///
 /// # References
 ///  - [Apple]
@@ -64,38 +78,48 @@ use crate::timeout::{Deadline, Sleep};
 /// [DragonFly BSD]: https://man.dragonflybsd.org/?command=kqueue&section=2
 #[doc(alias = "kqueue")]
 pub struct Kqueue<const E: usize = 256> {
-    fd: OwnedFd,
-    /// The kqueue's own wake-up registration (see [`Waker`](crate::Waker)),
-    /// made by [`Kqueue::new`] and never changed or removed.
-    wake: crate::waker::Own,
+    /// The kqueue: dropped (closed) only by the process that made it.
+    fd: ForkLocal<OwnedFd, Getpid>,
+    /// The selector's wake-up pipe, its read end registered in `fd` by
+    /// [`Kqueue::new`] (or `renew`) and never changed or removed.
+    wake: WakePipe,
     /// What `kevent` returned: up to one read and one write event per fd.
-    raw: sys::EventBuffer<E>,
-    /// The merged events of the last `wait`: `ready[..len]`, then
-    /// `extra[..extra_len]`.
+    raw: EventBuffer<E>,
+    /// The merged events of the last `wait`: `ready[..len]`, then `extra`.
     ready: [(u64, Events); E],
     len: usize,
     /// Write registrations the kernel refused because a pipe's reader is
     /// gone, reported as writable by `wait` itself.
     peer_gone: PeerGone,
     /// WRITE of the `peer_gone` fds that the kernel reported nothing for.
-    extra: [(u64, Events); peer_gone::CAPACITY],
-    extra_len: usize,
+    extra: heapless::Vec<(u64, Events), { peer_gone::CAPACITY }>,
+}
+
+/// `getpid()`, for [`ForkLocal`]: a system call on FreeBSD, NetBSD and
+/// OpenBSD; a read of libc's cache on macOS and DragonFly ([fork and
+/// exec](crate::kernels#fork-and-exec)).
+struct Getpid;
+
+impl ProcessId for Getpid {
+    fn current() -> i32 {
+        rustix::process::getpid().as_raw_nonzero().get()
+    }
 }
 
 impl<const E: usize> Kqueue<E> {
-    /// `kqueue()`, then `FD_CLOEXEC`, then the registration of its own
-    /// wake-up source: a new kqueue.
+    /// `kqueue()` (then `FD_CLOEXEC` on the BSDs), the wake-up pipe and its
+    /// registration: a new kqueue.
     ///
     /// # Portability
-    /// The kqueue fd gets `FD_CLOEXEC` by a second call, so an `exec` by
-    /// another thread of this process between the two can carry it into
-    /// the new program. NetBSD (`kqueue1(O_CLOEXEC)`) and FreeBSD 14+
-    /// (`kqueuex(KQUEUE_CLOEXEC)`) can do it in one call, but rustix 1.x
-    /// offers only `kqueue()`, and this crate makes no raw syscalls. A
-    /// `fork` does not widen the window on FreeBSD, NetBSD and DragonFly,
-    /// whose `fork` copies no kqueue into the child. The wake-up pipe of
-    /// NetBSD and OpenBSD is made close-on-exec atomically (`pipe2`). See
-    /// `KERNELS.md`, section 9.
+    /// On the BSDs the kqueue fd gets `FD_CLOEXEC` by a second call, so an
+    /// `exec` by another thread of this process between the two can carry
+    /// it into the new program. NetBSD (`kqueue1(O_CLOEXEC)`) and FreeBSD
+    /// 14+ (`kqueuex(KQUEUE_CLOEXEC)`) can do it in one call, but rustix 1.x
+    /// offers only `kqueue()`, and this crate makes no raw syscalls. XNU
+    /// makes every kqueue close-on-exec itself. The wake-up pipe is
+    /// close-on-exec atomically on the BSDs (`pipe2`); Apple's OSes have no
+    /// `pipe2`, so there it takes `pipe` and `fcntl`s, with the same window.
+    /// See [fork and exec](crate::kernels#fork-and-exec).
     ///
     /// # Errors
     /// `EMFILE`/`ENFILE` when out of fds, `ENOMEM`.
@@ -109,54 +133,66 @@ impl<const E: usize> Kqueue<E> {
             assert!(E > 0, "the event buffer E must hold at least 1 fd");
             assert!(E <= (i32::MAX / 2) as usize, "2 * E must fit a C int");
         }
-        let fd = kqueue::kqueue().map_err(os_error)?;
-        rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC).map_err(os_error)?;
-        let wake = crate::waker::Own::register(fd.as_fd())?;
+        let fd = new_kqueue()?;
+        let wake = WakePipe::new()?;
+        wake.register(fd.get().as_fd())?;
         Ok(Self::from_parts(fd, wake))
     }
 
-    /// A backend over the kqueue `fd` whose wake-up source is `wake`, with
-    /// empty buffers.
-    fn from_parts(fd: OwnedFd, wake: crate::waker::Own) -> Self {
+    /// A backend over the kqueue `fd` whose wake-up pipe `wake` is
+    /// registered in it, with empty buffers.
+    fn from_parts(fd: ForkLocal<OwnedFd, Getpid>, wake: WakePipe) -> Self {
         Self {
             fd,
             wake,
-            raw: sys::EventBuffer::new(),
+            raw: EventBuffer::new(),
             ready: [(Token::INTERNAL.get(), Events::empty()); E],
             len: 0,
             peer_gone: PeerGone::new(),
-            extra: [(Token::INTERNAL.get(), Events::empty()); peer_gone::CAPACITY],
-            extra_len: 0,
+            extra: heapless::Vec::new(),
         }
     }
 
-    /// The kqueue's own wake-up source, for [`Waker::new`](crate::Waker::new).
-    pub(crate) fn wake_source(&self) -> &crate::waker::Own {
+    /// The kqueue fd, unchecked (see [`ForkLocal`]).
+    #[inline]
+    fn kq(&self) -> BorrowedFd<'_> {
+        self.fd.get().as_fd()
+    }
+
+    /// The selector's wake-up pipe, for [`Waker::new`].
+    pub(crate) fn wake_pipe(&self) -> &WakePipe {
         &self.wake
+    }
+
+    /// A `kevent` call refused as a whole: [`Error::Forked`] in a fork
+    /// child, where the kqueue's number is closed (or names another file);
+    /// else the errno. The process id is asked here only, on this error
+    /// path, never on the hot paths.
+    fn refused(&self, e: Errno) -> Error {
+        if self.fd.is_inherited() {
+            Error::Forked
+        } else {
+            Error::Os(os_error(e))
+        }
     }
 
     /// Makes the changes of `changes` for `fd` with one `kevent` call, and
     /// undoes the applied part if another part fails. `token` is the
     /// registration's token, which an undone delete is added back with.
-    /// `open` says whether `fd` is open (asked only on NetBSD, whose
-    /// `pipe_kqfilter` answers `EBADF` for a pipe whose reader is gone).
     fn submit(
         &self,
-        fd: RawFd,
+        fd: BorrowedFd<'_>,
         changes: &Changes,
         token: Token,
-        open: impl Fn() -> bool,
     ) -> Result<Settled, OsError> {
-        // FreeBSD, DragonFly, OpenBSD `pipe_kqfilter`: EPIPE; NetBSD:
-        // EBADF, which also means "closed fd", hence the check. XNU accepts
-        // the filter (see KERNELS.md, section 6).
-        let peer_gone = |e: OsError| {
-            e == EPIPE || (cfg!(target_os = "netbsd") && e == OsError::EBADF && open())
-        };
-        match self.apply(fd, changes, token, peer_gone) {
+        // A refused write-filter add may mean "the pipe's reader is gone";
+        // each kernel's answer: `PipeKqfilter`.
+        let peer_gone = |e: OsError| PipeKqfilter::HERE.reader_gone(e, || confirm_reader_gone(fd));
+        let raw = fd.as_raw_fd();
+        match self.apply(raw, changes, token, peer_gone) {
             Ok(settled) => Ok(settled),
             Err(failure) => {
-                self.undo(fd, &failure.undo, token);
+                self.undo(raw, &failure.undo, token);
                 Err(failure.error)
             }
         }
@@ -180,14 +216,13 @@ impl<const E: usize> Kqueue<E> {
                 }
                 Ok(())
             }
-            Some(errno) => {
-                if self.peer_gone.insert(fd, token.get()) {
-                    Ok(())
-                } else {
+            Some(errno) => match self.peer_gone.insert(fd, token.get()) {
+                Ok(()) => Ok(()),
+                Err(_) => {
                     self.undo(fd, &settled.undo, token);
                     Err(errno)
                 }
-            }
+            },
         }
     }
 
@@ -211,24 +246,24 @@ impl<const E: usize> Kqueue<E> {
         token: Token,
         peer_gone: impl Fn(OsError) -> bool,
     ) -> Result<Settled, Failure> {
-        if changes.is_empty() {
+        let changes_slice = changes.as_slice();
+        let n = changes_slice.len();
+        if n == 0 {
             return Ok(Settled::NOTHING);
         }
-        let changes_slice = changes.as_slice();
         let udata = udata(token);
         let mut native = [Event::new(EventFilter::Read(fd), EventFlags::empty(), udata); 2];
         for (slot, change) in native.iter_mut().zip(changes_slice) {
             *slot = kevent_change(fd, *change, udata);
         }
-        let native = native.get(..changes_slice.len()).unwrap_or(&[]);
+        // A change list holds at most one change per filter: `n <= 2`.
+        let native = &native[..n];
         // Room for exactly one receipt per change, so kevent has no room to
         // return (and consume) a pending event as well: with receipts in
         // the list it returns without scanning (kqueue_kevent: `nerrors`).
         let mut buf = [const { MaybeUninit::<Event>::uninit() }; 2];
-        let buf = buf.get_mut(..native.len()).unwrap_or(&mut []);
         let read = |returned: &[Event]| {
-            let mut receipts = [(Filter::Read, 0i64); 2];
-            let mut count = 0;
+            let mut receipts = heapless::Vec::<(Filter, i64), 2>::new();
             for ev in returned {
                 let filter = match ev.filter() {
                     EventFilter::Read(ident) if ident == fd => Filter::Read,
@@ -237,20 +272,17 @@ impl<const E: usize> Kqueue<E> {
                 };
                 // A receipt has `EV_ERROR` set and the errno (0: success) in
                 // `data`.
-                if !ev.flags().contains(EventFlags::ERROR) {
-                    continue;
-                }
-                if let Some(slot) = receipts.get_mut(count) {
-                    *slot = (filter, ev.data());
-                    count += 1;
+                if ev.flags().contains(EventFlags::ERROR) {
+                    // At most one receipt per change comes back (the buffer
+                    // has room for no more).
+                    let pushed = receipts.push((filter, ev.data()));
+                    debug_assert!(pushed.is_ok(), "one receipt per change");
                 }
             }
-            (receipts, count)
+            receipts
         };
-        match submit_changes(self.fd.as_fd(), native, buf, read) {
-            Ok((receipts, count)) => {
-                settle(changes, receipts.get(..count).unwrap_or(&[]), peer_gone)
-            }
+        match submit_changes(self.kq(), native, &mut buf[..n], read) {
+            Ok(receipts) => settle(changes, &receipts, peer_gone),
             // The call as a whole was refused (a bad kqueue fd, a bad
             // address, a change list too long): per-change errors go into
             // receipts, so none of the changes was made and there is
@@ -263,104 +295,29 @@ impl<const E: usize> Kqueue<E> {
     }
 }
 
-/// A zero timeout: change-list calls never wait. (Their receipts fill the
-/// event list, so kevent returns without scanning anyway.)
-const POLL: Timespec = Timespec {
-    tv_sec: 0,
-    tv_nsec: 0,
-};
-
-/// `kevent` with a change list and room for its receipts, never waiting.
-///
-/// `EINTR` is retried: it cannot really happen (the receipts fill the event
-/// list, so kevent returns without sleeping), and FreeBSD documents that
-/// when it does, all changes were applied; making the same changes again is
-/// harmless (`EV_ADD` of an existing filter updates it, `EV_DELETE` of a
-/// deleted one answers `ENOENT`, which a delete treats as done).
-fn submit_changes<R>(
-    kq: BorrowedFd<'_>,
-    changes: &[Event],
-    receipts: &mut [MaybeUninit<Event>],
-    read: impl FnOnce(&[Event]) -> R,
-) -> Result<R, Errno> {
-    loop {
-        match sys::kevent(kq, changes, receipts, Some(&POLL)) {
-            Ok(filled) => return Ok(read(filled)),
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
+/// Asked only after a write-filter add was refused with an errno that means
+/// "a pipe whose reader is gone" on this kernel and something else too:
+/// NetBSD's `EBADF` (or "not an open fd": is it open? `fcntl(F_GETFD)`) and
+/// older OpenBSD's `EPERM` (or "a file without a write filter": is it a
+/// pipe? `fstat`). A `BorrowedFd` is open by its contract; the call keeps
+/// the answer honest for one obtained with `borrow_raw` of a closed number.
+fn confirm_reader_gone(fd: BorrowedFd<'_>) -> bool {
+    if cfg!(target_os = "openbsd") {
+        rustix::fs::fstat(fd).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo
+        })
+    } else {
+        rustix::io::fcntl_getfd(fd).is_ok()
     }
 }
 
-/// A [`Change`] for `fd` as a `struct kevent`, with `EV_RECEIPT`. `fflags`
-/// and `data` are 0, in adds and checks alike, so a check rewrites them
-/// with the values they already have.
-fn kevent_change(fd: RawFd, change: Change, udata: *mut c_void) -> Event {
-    let filter = match change.filter {
-        Filter::Read => EventFilter::Read(fd),
-        Filter::Write => EventFilter::Write(fd),
-    };
-    let flags = match change.op {
-        Op::Add => EventFlags::ADD,
-        Op::Delete | Op::Remove => EventFlags::DELETE,
-        Op::Check => EventFlags::ENABLE,
-    };
-    Event::new(filter, flags | EventFlags::RECEIPT, udata)
-}
-
-/// A token as kevent's `udata`: a pointer-sized integer the kernel hands
-/// back unchanged (never dereferenced; no provenance).
-#[inline]
-pub(crate) fn udata(token: Token) -> *mut c_void {
-    // Lossless: the crate only builds for 64-bit pointers (see lib.rs).
-    core::ptr::without_provenance_mut(token.get() as usize)
-}
-
-/// The token in a returned event's `udata`.
-#[inline]
-fn token_of(ev: &Event) -> u64 {
-    // Lossless: `usize` is 64 bits here.
-    ev.udata().addr() as u64
-}
-
-/// A returned event → its token and readiness.
-#[inline]
-fn readiness_of(ev: &Event) -> (u64, Events) {
-    let filter = match ev.filter() {
-        EventFilter::Read(_) => Some(Filter::Read),
-        EventFilter::Write(_) => Some(Filter::Write),
-        _ => None,
-    };
-    let events = crate::ready::readiness(filter, ev.flags().contains(EventFlags::EOF));
-    (token_of(ev), events)
-}
-
-/// One `struct kevent` with `EV_RECEIPT` on `kq`, checked: the wake-up
-/// source's registration and the waker's trigger.
-pub(crate) fn apply_one(kq: BorrowedFd<'_>, change: Event) -> Result<(), OsError> {
-    let mut buf = [const { MaybeUninit::<Event>::uninit() }; 1];
-    // The receipt's errno if there is one (`EV_ERROR` set), else `None`.
-    let read = |returned: &[Event]| {
-        returned
-            .first()
-            .filter(|r| r.flags().contains(EventFlags::ERROR))
-            .map(Event::data)
-    };
-    match submit_changes(kq, &[change], &mut buf, read).map_err(os_error)? {
-        Some(0) => Ok(()),
-        Some(errno) => Err(OsError::from_raw(
-            i32::try_from(errno).unwrap_or(OsError::EINVAL.raw()),
-        )),
-        // No receipt: a kernel that reports only refusals (see
-        // `changes::settle`).
-        None => Ok(()),
-    }
-}
-
-/// A rustix error as core's `OsError`.
-#[inline]
-pub(crate) fn os_error(e: Errno) -> OsError {
-    OsError::from_raw(e.raw_os_error())
+/// `kqueue()`, close-on-exec, owned by the calling process.
+fn new_kqueue() -> Result<ForkLocal<OwnedFd, Getpid>, OsError> {
+    let fd = ForkLocal::new(kqueue::kqueue().map_err(os_error)?);
+    // XNU's `kqueue()` sets close-on-exec (and close-on-fork) itself.
+    #[cfg(not(target_vendor = "apple"))]
+    rustix::io::fcntl_setfd(fd.get(), rustix::io::FdFlags::CLOEXEC).map_err(os_error)?;
+    Ok(fd)
 }
 
 /// Now, on the monotonic clock.
@@ -404,20 +361,20 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// call. If one filter is refused, the other is deleted again. An
     /// `EVFILT_WRITE` refused because the fd is a pipe whose reader is gone
     /// counts as registered: `wait` reports the fd writable, as epoll does
-    /// (`KERNELS.md`, section 6).
+    /// ([dead pipes](crate::kernels#dead-pipes)).
     #[doc(alias = "kevent")]
     fn add(&mut self, source: BorrowedFd<'_>, events: Events, token: Token) -> Result<(), OsError> {
-        let fd = source.as_raw_fd();
-        let settled = self.submit(fd, &Changes::add(events), token, || fd_is_open(source))?;
-        self.track(fd, token, settled)
+        let settled = self.submit(source, &Changes::add(events), token)?;
+        self.track(source.as_raw_fd(), token, settled)
     }
 
     /// `EV_ADD` of the filters only `new` has, `EV_DELETE` of the ones only
     /// `old` has, and `EV_ENABLE` (a no-op check) of the ones both have, in
     /// one `kevent` call. The check makes a `modify` of an fd whose
     /// registration is gone (closed while registered, the number reused)
-    /// fail with `ENOENT`, as epoll's `EPOLL_CTL_MOD` does (`KERNELS.md`,
-    /// section 4). If part of it is refused, the applied part is undone.
+    /// fail with `ENOENT` (`EBADF` for a closed fd on the BSDs), as epoll's
+    /// `EPOLL_CTL_MOD` does ([fd filters](crate::kernels#fd-filters)). If
+    /// part of it is refused, the applied part is undone.
     #[doc(alias = "kevent")]
     fn modify(
         &mut self,
@@ -428,16 +385,16 @@ impl<const E: usize> Backend for Kqueue<E> {
     ) -> Result<(), OsError> {
         let fd = source.as_raw_fd();
         let old = self.in_kernel(fd, old);
-        let settled = self.submit(fd, &Changes::modify(old, new), token, || fd_is_open(source))?;
+        let settled = self.submit(source, &Changes::modify(old, new), token)?;
         self.track(fd, token, settled)
     }
 
     /// `EV_DELETE` of the registered filters, in one `kevent` call. A receipt
     /// of `EBADF` (the fd was closed, which removed its filters) or `ENOENT`
-    /// (the filter is gone: closed, number maybe reused) means the filter is
-    /// not watched, so it counts as success, as in Python. If one filter's
-    /// delete is refused otherwise, the other is added back with `token`, so
-    /// the kernel is as before.
+    /// (the filter is gone: closed, number maybe reused; XNU's answer for a
+    /// closed fd too) means the filter is not watched, so it counts as
+    /// success, as in Python. If one filter's delete is refused otherwise,
+    /// the other is added back with `token`, so the kernel is as before.
     #[doc(alias = "kevent")]
     fn delete(
         &mut self,
@@ -447,17 +404,29 @@ impl<const E: usize> Backend for Kqueue<E> {
     ) -> Result<(), OsError> {
         let fd = source.as_raw_fd();
         let events = self.in_kernel(fd, events);
-        self.submit(fd, &Changes::delete(events), token, || true)?;
+        self.submit(source, &Changes::delete(events), token)?;
         if !self.peer_gone.is_empty() {
             self.peer_gone.remove(fd);
         }
         Ok(())
     }
 
-    /// The application closed `fd` while registered: the kernel dropped its
-    /// filters with it (`knote_fdclose`); only the backend's own record of
-    /// a pipe whose reader is gone is left to drop. No kernel call.
-    fn delete_closed(&mut self, fd: RawFd, _events: Events, _token: Token) {
+    /// The application says it closed `fd` while registered: `EV_DELETE` of
+    /// its filters by number, in one `kevent` call, errors ignored. If it
+    /// did close it, the kernel dropped the filters with it
+    /// (`knote_fdclose`) and the call answers `EBADF` (`ENOENT` on XNU, or
+    /// when the number names another file by now); if the fd is open still,
+    /// its filters go, so no event of a key the table no longer has is left
+    /// behind. No other registration can be touched: the table had no other
+    /// key under this number, and the wake-up pipe's number is never
+    /// deleted. The backend's own record of a pipe whose reader is gone is
+    /// dropped too.
+    #[doc(alias = "kevent")]
+    fn delete_closed(&mut self, fd: RawFd, events: Events, token: Token) {
+        if fd != self.wake.read_fd() {
+            let events = self.in_kernel(fd, events);
+            let _ = self.apply(fd, &Changes::delete(events), token, |_| false);
+        }
         if !self.peer_gone.is_empty() {
             self.peer_gone.remove(fd);
         }
@@ -468,11 +437,13 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// or `EINTR` waits again for the time that is left on the monotonic
     /// clock; sleeps longer than 10⁸ s are split; `Duration::MAX` is
     /// "forever". While a write end whose reader is gone is registered for
-    /// WRITE, it is ready: the wait only polls, and reports it.
+    /// WRITE, it is ready: the wait only polls, and reports it. In a fork
+    /// child the kernel refuses the inherited kqueue's number, and the wait
+    /// fails with [`Error::Forked`].
     #[doc(alias = "kevent")]
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         self.len = 0;
-        self.extra_len = 0;
+        self.extra.clear();
         if !self.peer_gone.is_empty() {
             return self.poll_with_peer_gone();
         }
@@ -481,15 +452,18 @@ impl<const E: usize> Backend for Kqueue<E> {
         let mut sleep = deadline.sleep(start).timeout();
         loop {
             let ts = sleep.map(timespec);
-            match sys::kevent(self.fd.as_fd(), &[], self.raw.as_uninit_mut(), ts.as_ref()) {
+            let kq = self.fd.get().as_fd();
+            match unchecked::kevent(kq, &[], self.raw.as_uninit_mut(), ts.as_ref()) {
                 // Any event ends the wait, even if the merge drops it (the
-                // waker's): a wake-up is an empty batch.
+                // wake-up pipe's): a wake-up is an empty batch.
                 Ok(events) if !events.is_empty() => {
-                    self.len = crate::ready::merge(events, readiness_of, &mut self.ready);
+                    let merged = merge(events, readiness_of, &mut self.ready);
+                    self.len = merged.count;
+                    self.wake.consume(merged.woken).map_err(Error::Os)?;
                     return Ok(self.len);
                 }
                 Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(Error::Os(os_error(e))),
+                Err(e) => return Err(self.refused(e)),
             }
             match deadline.sleep(now()) {
                 Sleep::Expired => return Ok(0),
@@ -502,7 +476,7 @@ impl<const E: usize> Backend for Kqueue<E> {
     fn event(&self, index: usize) -> Option<(u64, Events)> {
         match index.checked_sub(self.len) {
             None => self.ready.get(index).copied(),
-            Some(i) => self.extra.get(..self.extra_len)?.get(i).copied(),
+            Some(i) => self.extra.get(i).copied(),
         }
     }
 }
@@ -513,64 +487,65 @@ impl<const E: usize> Kqueue<E> {
     fn poll_with_peer_gone(&mut self) -> Result<usize, Error> {
         let zero = timespec(Duration::ZERO);
         let events = loop {
-            match sys::kevent(self.fd.as_fd(), &[], self.raw.as_uninit_mut(), Some(&zero)) {
+            let kq = self.fd.get().as_fd();
+            match unchecked::kevent(kq, &[], self.raw.as_uninit_mut(), Some(&zero)) {
                 Ok(events) => break events,
                 Err(Errno::INTR) => {}
-                Err(e) => return Err(Error::Os(os_error(e))),
+                Err(e) => return Err(self.refused(e)),
             }
         };
-        self.len = crate::ready::merge(events, readiness_of, &mut self.ready);
-        let merged = self.ready.get_mut(..self.len).unwrap_or(&mut []);
-        self.extra_len = self.peer_gone.report(merged, &mut self.extra);
-        Ok(self.len + self.extra_len)
+        let merged = merge(events, readiness_of, &mut self.ready);
+        self.len = merged.count;
+        self.wake.consume(merged.woken).map_err(Error::Os)?;
+        // `merge` wrote at most `ready.len()` entries.
+        self.peer_gone
+            .report(&mut self.ready[..self.len], &mut self.extra);
+        Ok(self.len + self.extra.len())
     }
 }
 
-/// True when `fd` is an open file descriptor (`fcntl(F_GETFD)`): asked on
-/// NetBSD only, after its `pipe_kqfilter` answered `EBADF`, which means
-/// either "not an open fd" or "a pipe whose reader is gone". A
-/// `BorrowedFd` is open by its contract; the call keeps the answer honest
-/// for one obtained with `borrow_raw` of a closed number.
-fn fd_is_open(fd: BorrowedFd<'_>) -> bool {
-    rustix::io::fcntl_getfd(fd).is_ok()
-}
-
 impl<const E: usize> Renew for Kqueue<E> {
-    /// A new handle on **the same** kqueue (a `dup` of its fd), with its own
-    /// wake-up registration, so every [`Waker`](crate::Waker) made for this
-    /// one wakes the new one.
+    /// A fresh kqueue, with the selector's wake-up pipe registered in it:
+    /// what [`Selector::rebuild`](ioselect_core::SelectorIn::rebuild)
+    /// fills with the keys. Nothing is shared with this kqueue, so a
+    /// failed rebuild, which drops the fresh one, leaves this one and its
+    /// registrations as they were; a successful one drops this one, and
+    /// nothing of it is left (no waker holds a kqueue).
     ///
-    /// [`Selector::rebuild`](ioselect_core::SelectorIn::rebuild) asks for a
-    /// fresh kernel object to leave behind registrations of files the table
-    /// no longer has. A kqueue never holds such registrations: its filters
-    /// belong to fd numbers and die when the fd is closed (`knote_fdclose`),
-    /// so the kqueue's fd filters are always exactly the table's keys, and
-    /// the `EV_ADD`s of `rebuild` refresh them in place (same token, same
-    /// filters). A new kqueue would gain nothing and would lose the
-    /// `EVFILT_USER` event the wakers trigger, which cannot move between
-    /// kqueues. On NetBSD and OpenBSD the new handle registers its own `dup`
-    /// of the wake-up pipe's read end, so the wake-ups survive when the old
-    /// handle (and its registration) is dropped. See `KERNELS.md`, section 7.
+    /// The fresh kqueue registers `dup`s of the wake-up pipe's ends (the
+    /// registration belongs to the read end's number, and this backend's
+    /// goes when it is dropped), so every [`Waker`] made for this backend
+    /// wakes the new one. In a fork child (this kqueue is the parent's) the
+    /// fresh kqueue gets a pipe of its own instead, so the child's wakes
+    /// and the parent's stay apart; the inherited kqueue number is neither
+    /// used nor closed. See [wake-up](crate::kernels#wake-up) and [fork and
+    /// exec](crate::kernels#fork-and-exec).
     ///
     /// # Errors
     /// `EMFILE`/`ENFILE` when out of fds; the registration's refusal.
     fn renew(&self) -> Result<Self, OsError> {
-        let fd = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0).map_err(os_error)?;
-        let wake = self.wake.renew(fd.as_fd())?;
+        let fd = new_kqueue()?;
+        let wake = if self.fd.is_inherited() {
+            WakePipe::new()?
+        } else {
+            self.wake.dup()?
+        };
+        wake.register(fd.get().as_fd())?;
         Ok(Self::from_parts(fd, wake))
     }
 }
 
 impl<const E: usize> AsFd for Kqueue<E> {
+    /// The kqueue fd (in a fork child: the parent's number, not open here).
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.kq()
     }
 }
 
 impl<const E: usize> core::fmt::Debug for Kqueue<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Kqueue")
-            .field("fd", &self.fd)
+            .field("fd", self.fd.get())
             .field("capacity", &E)
             .finish()
     }
@@ -579,11 +554,10 @@ impl<const E: usize> core::fmt::Debug for Kqueue<E> {
 #[cfg(feature = "defmt")]
 impl<const E: usize> defmt::Format for Kqueue<E> {
     fn format(&self, f: defmt::Formatter<'_>) {
-        use rustix::fd::AsRawFd;
         defmt::write!(
             f,
             "Kqueue {{ fd: {=i32}, capacity: {=usize} }}",
-            self.fd.as_raw_fd(),
+            self.kq().as_raw_fd(),
             E
         );
     }
