@@ -135,7 +135,7 @@ pub mod kernels {
 
 #[cfg(not(kqueue))]
 #[doc(hidden)]
-pub use elsewhere::DefaultSelector;
+pub use elsewhere::{DefaultSelector, LargeSelector};
 #[cfg(kqueue)]
 pub use kqueue::Waker;
 
