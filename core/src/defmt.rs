@@ -7,6 +7,10 @@ use crate::Events;
 impl defmt::Format for Events {
     fn format(&self, f: defmt::Formatter<'_>) {
         let unknown = self.bits() & !Events::all().bits();
+        #[allow(
+            clippy::match_same_arms,
+            reason = "each arm writes another string; defmt interns them, so the expansions look alike"
+        )]
         match (self.contains(Events::READ), self.contains(Events::WRITE)) {
             (true, true) => defmt::write!(f, "READ | WRITE"),
             (true, false) => defmt::write!(f, "READ"),

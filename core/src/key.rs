@@ -19,18 +19,21 @@ pub struct SelectorKey<T> {
 impl<T> SelectorKey<T> {
     /// The registered file descriptor.
     #[inline]
+    #[must_use]
     pub fn fd(&self) -> RawFd {
         self.fd
     }
 
     /// The events this key is registered for.
     #[inline]
+    #[must_use]
     pub fn events(&self) -> Events {
         self.events
     }
 
     /// The user data given at registration (or by a later `modify`).
     #[inline]
+    #[must_use]
     pub fn data(&self) -> &T {
         &self.data
     }
@@ -43,6 +46,7 @@ impl<T> SelectorKey<T> {
 
     /// Consumes the key, returning its data.
     #[inline]
+    #[must_use]
     pub fn into_data(self) -> T {
         self.data
     }
@@ -92,18 +96,21 @@ impl<'a, T> KeyMut<'a, T> {
 
     /// The registered file descriptor.
     #[inline]
+    #[must_use]
     pub fn fd(&self) -> RawFd {
         self.key.fd
     }
 
     /// The events this key is registered for.
     #[inline]
+    #[must_use]
     pub fn events(&self) -> Events {
         self.key.events
     }
 
     /// The user data.
     #[inline]
+    #[must_use]
     pub fn data(&self) -> &T {
         &self.key.data
     }
@@ -116,6 +123,7 @@ impl<'a, T> KeyMut<'a, T> {
 
     /// The mutable data, for as long as the key was borrowed.
     #[inline]
+    #[must_use]
     pub fn into_data_mut(self) -> &'a mut T {
         &mut self.key.data
     }

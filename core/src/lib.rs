@@ -41,6 +41,10 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
+#![allow(
+    clippy::inline_always,
+    reason = "each `inline(always)` keeps a hot path's work in the caller's frame; measured with callgrind (tests/bench/results/instructions.md)"
+)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)

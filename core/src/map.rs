@@ -38,6 +38,7 @@ impl<T> Slot<T> {
     /// An empty slot. `const`, for arrays in a `static`:
     /// `[const { Slot::new() }; 1024]`.
     #[inline]
+    #[must_use]
     pub const fn new() -> Self {
         Self {
             key: None,
@@ -59,7 +60,9 @@ impl<T> Default for Slot<T> {
 
 impl<T: core::fmt::Debug> core::fmt::Debug for Slot<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Slot").field("key", &self.key).finish()
+        f.debug_struct("Slot")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
     }
 }
 
@@ -235,11 +238,14 @@ impl<T, const N: usize> KeyMapIn<T, [Slot<T>; N]> {
     /// # Panics
     /// Fails to compile (a `const` assertion) when `N` is 0 or not below
     /// `u32::MAX`.
+    #[must_use]
     pub const fn new() -> Self {
         const {
             assert!(N > 0, "capacity N must be at least 1");
             assert!(N <= MAX_CAPACITY, "capacity N must be below u32::MAX");
         }
+        // `N <= MAX_CAPACITY < u32::MAX`: the assertion above.
+        #[allow(clippy::cast_possible_truncation)]
         Self::empty([const { Slot::new() }; N], N as u32)
     }
 }
@@ -490,9 +496,8 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
     /// Changes nothing.
     #[inline]
     pub(crate) fn vacancy(&self, fd: RawFd) -> Result<Vacancy, Error> {
-        let bucket = match self.find(fd) {
-            Ok(_) => return Err(Error::AlreadyRegistered),
-            Err(bucket) => bucket,
+        let Err(bucket) = self.find(fd) else {
+            return Err(Error::AlreadyRegistered);
         };
         let index = if self.free != NIL {
             self.free

@@ -838,6 +838,6 @@ where
         f.debug_struct("Selector")
             .field("backend", &self.backend)
             .field("keys", &self.keys)
-            .finish()
+            .finish_non_exhaustive()
     }
 }

@@ -30,6 +30,7 @@ pub struct SoftReadiness<const M: usize> {
 
 impl<const M: usize> SoftReadiness<M> {
     /// All sources not ready. `const`, for a `static`.
+    #[must_use]
     pub const fn new() -> Self {
         Self {
             read: [const { AtomicBool::new(false) }; M],
@@ -197,7 +198,7 @@ impl<'r, const M: usize, P> SoftBackend<'r, M, P> {
             assert!(
                 M <= u16::MAX as usize,
                 "SoftBackend: at most 65,535 sources"
-            )
+            );
         };
         Self {
             readiness,
@@ -242,6 +243,14 @@ impl<'r, const M: usize, P> SoftBackend<'r, M, P> {
 
     /// The failure armed by `fail_next` (feature `testing`), if any.
     #[inline]
+    #[cfg_attr(
+        not(any(test, feature = "testing")),
+        allow(
+            clippy::unused_self,
+            clippy::unnecessary_wraps,
+            reason = "the test hook's failure comes from here with the `testing` feature"
+        )
+    )]
     fn injected(&mut self) -> Result<(), OsError> {
         #[cfg(any(test, feature = "testing"))]
         {
@@ -273,13 +282,17 @@ impl<'r, const M: usize, P> SoftBackend<'r, M, P> {
                 if ready & entry.interest != 0 {
                     entry.fired = ready;
                     // `i < M <= 65,535` (checked in `with_platform`).
-                    self.ready[len] = i as u16;
+                    #[allow(clippy::cast_possible_truncation)]
+                    let i = i as u16;
+                    self.ready[len] = i;
                     len += 1;
                 }
             }
         }
         // `len <= M <= 65,535` (checked in `with_platform`).
-        self.len = len as u16;
+        #[allow(clippy::cast_possible_truncation)]
+        let len16 = len as u16;
+        self.len = len16;
         len
     }
 }

@@ -96,6 +96,10 @@
 //! `defmt`) formats the public types for embedded logging.
 #![no_std]
 #![deny(missing_docs)]
+#![allow(
+    clippy::inline_always,
+    reason = "each `inline(always)` keeps a hot path's work in the caller's frame; measured with callgrind (tests/bench/results/instructions.md)"
+)]
 #![deny(unsafe_code)]
 #![cfg_attr(
     not(test),

@@ -136,7 +136,7 @@ impl<const E: usize> core::fmt::Debug for Epoll<E> {
             .field("fd", &self.fd)
             .field("notify", &self.notify)
             .field("capacity", &E)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -201,7 +201,7 @@ fn now() -> Duration {
 fn timespec(d: Duration) -> Timespec {
     // `d <= MAX_WAIT`, so the seconds fit.
     Timespec {
-        tv_sec: d.as_secs() as i64,
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         tv_nsec: i64::from(d.subsec_nanos()),
     }
 }

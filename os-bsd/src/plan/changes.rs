@@ -173,15 +173,14 @@ impl Verdict {
         }
         let error = errno_of(errno);
         match (change.op, change.filter, error) {
-            // The fd is closed: closing an fd removes all of its kqueue
-            // filters (knote_fdclose), so an unregister has nothing left to
-            // do (Python's `unregister` of a closed fd succeeds the same way).
-            (Op::DeleteIfPresent, _, OsError::EBADF) => Self::AlreadyGone,
-            // The fd has no such filter: it was closed (which removed its
-            // filters; XNU answers a closed fd this way too) and its number
-            // possibly reused by a file that was never added; either way the
-            // filter is gone.
-            (Op::DeleteIfPresent, _, OsError::ENOENT) => Self::AlreadyGone,
+            // `EBADF`: the fd is closed: closing an fd removes all of its
+            // kqueue filters (knote_fdclose), so an unregister has nothing
+            // left to do (Python's `unregister` of a closed fd succeeds the
+            // same way). `ENOENT`: the fd has no such filter: it was closed
+            // (which removed its filters; XNU answers a closed fd this way
+            // too) and its number possibly reused by a file that was never
+            // added; either way the filter is gone.
+            (Op::DeleteIfPresent, _, OsError::EBADF | OsError::ENOENT) => Self::AlreadyGone,
             (Op::Add, Filter::Write, e) if peer_gone(e) => Self::PeerGone(e),
             (_, _, error) => Self::Failed(error),
         }

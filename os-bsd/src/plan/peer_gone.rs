@@ -123,13 +123,12 @@ impl PeerGone {
     ) {
         extra.clear();
         for &(_, token) in &self.0 {
-            match merged.binary_search_by_key(&token, |e| e.0) {
-                Ok(i) => merged[i].1 |= Events::WRITE,
-                Err(_) => {
-                    // `extra` has room for every filed token.
-                    let pushed = extra.push((token, Events::WRITE));
-                    debug_assert!(pushed.is_ok(), "extra holds CAPACITY entries");
-                }
+            if let Ok(i) = merged.binary_search_by_key(&token, |e| e.0) {
+                merged[i].1 |= Events::WRITE;
+            } else {
+                // `extra` has room for every filed token.
+                let pushed = extra.push((token, Events::WRITE));
+                debug_assert!(pushed.is_ok(), "extra holds CAPACITY entries");
             }
         }
     }

@@ -63,7 +63,7 @@ impl Deadline {
         match self.0 {
             None => Sleep::Forever,
             Some(at) if at <= now => Sleep::Expired,
-            Some(at) => Sleep::For((at - now).min(MAX_SLEEP)),
+            Some(at) => Sleep::For(at.saturating_sub(now).min(MAX_SLEEP)),
         }
     }
 }
