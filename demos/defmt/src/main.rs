@@ -1,14 +1,22 @@
-//! Logs an ioselect selector's keys and events through defmt on the host.
+//! Logs an ioselect selector's keys and events through defmt on the host,
+//! and prints the log as text: `cargo run` in `demos/defmt`.
 //!
-//! The defmt frames go to stdout, raw (rzcobs-encoded, as defmt writes
-//! them); `defmt-print -e target/debug/defmt-demo` or the decoding test
-//! (`tests/decode.rs`) turns them back into text. The program registers
-//! two ends of a socket pair, makes one readable, selects, and logs every
-//! key, every ready event, and a refused `register` (which ioselect-core
-//! itself logs at `debug` level).
+//! defmt writes compact binary frames, not text (on a microcontroller a
+//! host-side decoder turns them into text). This program keeps its frames
+//! in memory and, at the end, decodes them itself with `defmt-decoder`,
+//! reading the format strings from its own ELF file, and prints one line
+//! per frame (`INFO  registered SelectorKey { fd: 3, .. }`). With `--raw`
+//! it writes the raw frames to stdout instead, for `defmt-print -e
+//! target/debug/defmt-demo` (the decoder defmt's own tools use).
+//!
+//! The program registers two ends of a socket pair, makes one readable,
+//! selects, and logs every key and ready event; three refused calls
+//! (`register`, `unregister`, `modify_events`) are logged by ioselect-core
+//! itself, at `debug` level.
 
 use std::cell::UnsafeCell;
 use std::io::Write;
+use std::sync::Mutex;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,8 +44,13 @@ static STATE: State = State {
     encoder: UnsafeCell::new(defmt::Encoder::new()),
 };
 
+/// The frames written so far, decoded (or written raw) at the end.
+static FRAMES: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
 fn emit(bytes: &[u8]) {
-    let _ = std::io::stdout().lock().write_all(bytes);
+    if let Ok(mut frames) = FRAMES.lock() {
+        frames.extend_from_slice(bytes);
+    }
 }
 
 // SAFETY: `acquire` spins until it holds the lock, so frames never
@@ -56,9 +69,7 @@ unsafe impl defmt::Logger for Logger {
         unsafe { (*STATE.encoder.get()).start_frame(emit) }
     }
 
-    unsafe fn flush() {
-        let _ = std::io::stdout().lock().flush();
-    }
+    unsafe fn flush() {}
 
     unsafe fn release() {
         // SAFETY: called after `acquire`, so we hold the lock.
@@ -72,9 +83,63 @@ unsafe impl defmt::Logger for Logger {
     }
 }
 
+// ---- the log, as text -------------------------------------------------------
+
+/// The frames as text, one line per frame: level and message, decoded with
+/// the format strings in this program's own ELF file.
+fn decoded(frames: &[u8]) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let elf = std::fs::read(&exe).map_err(|e| format!("read {}: {e}", exe.display()))?;
+    let table = defmt_decoder::Table::parse(&elf)
+        .map_err(|e| format!("the .defmt section: {e}"))?
+        .ok_or("no defmt data in the ELF file")?;
+    let mut decoder = table.new_stream_decoder();
+    decoder.received(frames);
+    let mut text = String::new();
+    loop {
+        match decoder.decode() {
+            Ok(frame) => {
+                let level = frame
+                    .level()
+                    .map_or("-".to_owned(), |l| format!("{l:?}").to_uppercase());
+                text.push_str(&format!("{level:<5} {}\n", frame.display_message()));
+            }
+            Err(defmt_decoder::DecodeError::UnexpectedEof) => return Ok(text),
+            Err(defmt_decoder::DecodeError::Malformed) => return Err("a malformed frame".into()),
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let raw = std::env::args().any(|a| a == "--raw");
+    if let Err(e) = demo() {
+        eprintln!("defmt-demo: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let frames = match FRAMES.lock() {
+        Ok(frames) => frames.clone(),
+        Err(_) => return std::process::ExitCode::FAILURE,
+    };
+    let out = if raw {
+        std::io::stdout().lock().write_all(&frames)
+    } else {
+        match decoded(&frames) {
+            Ok(text) => std::io::stdout().lock().write_all(text.as_bytes()),
+            Err(e) => {
+                eprintln!("defmt-demo: decoding: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    };
+    if out.is_err() {
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::SUCCESS
+}
+
 // ---- the demo --------------------------------------------------------------
 
-fn main() -> Result<(), ioselect_linux::Error> {
+fn demo() -> Result<(), ioselect_linux::Error> {
     let (a, b) = UnixStream::pair().map_err(|_| ioselect_linux::Error::InvalidFd)?;
     let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
     defmt::info!("socket pair: a={=i32} b={=i32}", fa, fb);
@@ -89,6 +154,13 @@ fn main() -> Result<(), ioselect_linux::Error> {
     // Refused: core logs it at debug level; the demo warns with the error.
     if let Err(e) = sel.register(a.as_fd(), Events::WRITE, "again") {
         defmt::warn!("register a again: {}", e.error);
+    }
+    let (c, _d) = UnixStream::pair().map_err(|_| ioselect_linux::Error::InvalidFd)?;
+    if let Err(e) = sel.unregister(c.as_fd()) {
+        defmt::warn!("unregister c: {}", e);
+    }
+    if let Err(e) = sel.modify_events(a.as_fd(), Events::empty()) {
+        defmt::warn!("modify a to no events: {}", e);
     }
 
     (&b).write_all(b"ping")
