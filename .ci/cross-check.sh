@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cross-target type checks (issue 3, "Checks that run here").
+# Cross-target type checks.
 #
 # The rustup toolchain here has only the x86_64 Linux target, so this uses
 # Debian's rustc-web/cargo-web/rust-web-src (a rustc with the standard
@@ -85,7 +85,7 @@ done
 check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --no-default-features
 check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --no-default-features --features defmt
 
-# docs.rs (issue 12): ioselect-bsd documented the way docs.rs will build it
+# docs.rs: ioselect-bsd documented the way docs.rs will build it
 # (the targets and features of its [package.metadata.docs.rs]) must show the
 # backend, which exists only on kqueue targets. Reuses the checks' std.
 bsd_docs_features=$("$cargo" metadata --locked --format-version 1 --no-deps | python3 -c '

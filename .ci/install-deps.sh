@@ -8,7 +8,7 @@
 #   gcc, libc6-dev   the linker, and glibc's static libc.a for +crt-static
 #   valgrind         valgrind.sh (which would install it too)
 #   util-linux       prlimit (static-check.sh), taskset (the echo benchmark)
-#   strace           the echo benchmark's system-call counts (issue 13)
+#   strace           the echo benchmark's system-call counts
 # rustc-web for the cross checks and the MSRV compiler are fetched by
 # .ci/cross-check.sh and .ci/msrv.sh themselves.
 set -euo pipefail

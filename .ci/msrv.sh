@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MSRV check (issue 12, item 7): builds and tests the library crates
+# MSRV check: builds and tests the library crates
 # (ioselect-core, ioselect-linux, ioselect-bsd) with a compiler of exactly the
 # `rust-version` declared in the workspace Cargo.toml, and type-checks the
 # kqueue backend and bare-metal core with it.

@@ -414,7 +414,7 @@ macro_rules! __os_selector_methods {
             #[doc = concat!("let mut sel = ", $pre, "&str", $post, ";")]
             /// let (a, _b) = UnixStream::pair()?;
             /// sel.register(a.as_fd(), Events::READ, "reading")?;
-            /// // Output is pending: wait for room to write, as the seed's client does.
+            /// // Output is pending: wait for room to write, as PyMOTW's selectors echo client does.
             /// assert_eq!(sel.modify(a.as_fd(), Events::WRITE, "writing")?, "reading");
             /// assert_eq!(sel.get_key(a.as_raw_fd()).map(|k| k.events()), Some(Events::WRITE));
             /// # Ok::<(), std::io::Error>(())

@@ -50,8 +50,8 @@ pub type Selector<B, T, const N: usize> = SelectorIn<B, T, [Slot<T>; N]>;
 /// [`select`](Self::select) waits and keeps the batch of ready events inside
 /// the selector; [`next_ready`](Self::next_ready) hands them out one at a
 /// time. Between two calls of `next_ready` the selector is free to use, so a
-/// handler may `register`, `unregister` or `modify`, the way the seed's
-/// callback server does. Each event is checked against the key table when it
+/// handler may `register`, `unregister` or `modify`, the way PyMOTW's selectors
+/// echo server's callbacks do. Each event is checked against the key table when it
 /// is handed out: an event for a key that was unregistered meanwhile (even if
 /// its fd number was registered again) is dropped, and the reported events
 /// are masked by the key's events *at that moment*.
@@ -486,7 +486,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// # static R: SoftReadiness<8> = SoftReadiness::new();
     /// # let mut sel: Selector<SoftBackend<'static, 8>, &str, 4> = Selector::new(SoftBackend::new(&R));
     /// sel.register(3, Events::READ, "reading")?;
-    /// // Output is pending: wait for room to write, as the seed's client does.
+    /// // Output is pending: wait for room to write, as PyMOTW's selectors echo client does.
     /// let old = sel.modify(3, Events::WRITE, "writing")?;
     /// assert_eq!(old, "reading");
     /// assert_eq!(sel.get_key(3).map(|k| k.events()), Some(Events::WRITE));

@@ -1,6 +1,6 @@
-//! The seed's echo server (PyMOTW's selectors_echo_server.py), with keys that
+//! PyMOTW's selectors echo server (`selectors_echo_server.py`), with keys that
 //! own their sockets: each key's data is the socket and the callback that
-//! handles it. A client thread sends the seed's message, reads the echo, and
+//! handles it. A client thread sends its message, reads the echo, and
 //! asks the server to shut down through a Waker; the server closes cleanly.
 //!
 //!     cargo run -p ioselect-linux --example owned_keys
@@ -46,7 +46,7 @@ struct Key {
 
 type Sel = DefaultSelector<Key, 16>;
 
-/// The seed's `accept(sock, mask)`.
+/// The Python server's `accept(sock, mask)`.
 fn accept(sel: &mut Sel, fd: RawFd, _mask: Events) -> io::Result<()> {
     // Borrow the listener from its key just for the `accept`; the borrow
     // ends before the selector is called again.
@@ -70,7 +70,7 @@ fn accept(sel: &mut Sel, fd: RawFd, _mask: Events) -> io::Result<()> {
     Ok(())
 }
 
-/// The seed's `read(connection, mask)`: echo, or unregister and close at end
+/// The Python server's `read(connection, mask)`: echo, or unregister and close at end
 /// of file.
 fn read(sel: &mut Sel, fd: RawFd, _mask: Events) -> io::Result<()> {
     let mut buf = [0u8; 1024];
@@ -82,7 +82,7 @@ fn read(sel: &mut Sel, fd: RawFd, _mask: Events) -> io::Result<()> {
                 Ok(n) => {
                     if n > 0 {
                         println!("  received {:?}", String::from_utf8_lossy(&buf[..n]));
-                        // As the seed's `sendall`: a short message fits the
+                        // As the Python server's `sendall`: a short message fits the
                         // socket's buffer.
                         (&*stream).write_all(&buf[..n])?;
                     }
@@ -104,7 +104,7 @@ fn read(sel: &mut Sel, fd: RawFd, _mask: Events) -> io::Result<()> {
     Ok(())
 }
 
-/// The seed's server loop, until the waker asks it to stop.
+/// The Python server's loop, until the waker asks it to stop.
 fn serve(mut sel: Sel, stop: &AtomicBool) -> io::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !stop.load(Ordering::Acquire) {
@@ -125,7 +125,7 @@ fn serve(mut sel: Sel, stop: &AtomicBool) -> io::Result<()> {
     Ok(())
 }
 
-/// The seed's client: sends its message, reads the echo back, then asks the
+/// The Python client: sends its message, reads the echo back, then asks the
 /// server to stop.
 fn client(addr: std::net::SocketAddr, waker: Waker, stop: &AtomicBool) -> io::Result<Vec<u8>> {
     let message = b"This is the message.  It will be repeated.";
@@ -173,7 +173,7 @@ fn main() -> io::Result<()> {
 }
 
 #[test]
-fn the_seed_server_with_owned_keys_echoes_and_shuts_down() {
+fn the_echo_server_with_owned_keys_echoes_and_shuts_down() {
     let echoed = run().expect("the example runs");
     assert_eq!(echoed, b"This is the message.  It will be repeated.");
 }

@@ -45,9 +45,9 @@
 //! [`next_ready`](DefaultSelector::next_ready) lives, the selector is
 //! borrowed: **copy what you need out of the key (its fd, a handler, an
 //! index), let it go, then call the selector.** A callback stored in a key,
-//! as the seed's server does, needs a struct around the function pointer
+//! as PyMOTW's selectors echo server does, needs a struct around the function pointer
 //! (`struct Handler(fn(&mut Sel, ..))`: a type alias cannot name itself).
-//! `examples/owned_keys.rs` is the seed's echo server built this way, with
+//! `examples/owned_keys.rs` is that echo server built this way, with
 //! a waker thread asking for shutdown:
 //!
 //! ```no_run

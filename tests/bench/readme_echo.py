@@ -134,11 +134,11 @@ wb = "bulk stream, 1 connection"
 out.append(
     f"Measured {measured} ({setup.group(1) if setup else 'see echo.md'}), on the same shared 2-CPU VM while other "
     "jobs ran: figures are server CPU time per message, the load generator pinned to the other core. "
-    "The raw epoll, polling and echod servers share one serving loop (issue 13: keep reading and echoing "
+    "The raw epoll, polling and echod servers share one serving loop (keep reading and echoing "
     "while that makes progress; a short read means drained; after a read that filled the buffer, guess that "
     "more waits, backing off while guesses miss), so their ratios measure the poller; mio keeps its "
     "read-until-`EAGAIN` idiom, tokio is its own `read`/`write_all` loop. "
-    f"Against issue 13's targets in this run: echod within 1.02× the raw server in {raw_met} of {len(ping)} "
+    f"Against the echo targets in this run: echod within 1.02× the raw server in {raw_met} of {len(ping)} "
     f"ping-pong workloads (worst {worst_raw[0]:.3f}×, {worst_raw[1]}); on the bulk stream "
     f"{to_mio:.3f}× mio's CPU per MB (bound 1.00); below tokio's CPU in {tokio_met} of {len(tokio_pairs)} "
     f"(workload, runtime) pairs (worst {worst_tokio[0]:.3f}×, {worst_tokio[1]} at {worst_tokio[2]}); "
@@ -220,10 +220,10 @@ if readme_mode:
             f"Server CPU per message (per MB for the stream), ratio to a raw epoll server with the same serving "
             f"loop, median [p25–p75] of the rounds; measured {measured} on a shared 2-CPU VM. "
             + (
-                "Issue 13's bounds missed in this run, each with the system calls of the two servers "
+                "The echo targets missed in this run, each with the system calls of the two servers "
                 "compared (counted outside the timed runs): " + "; ".join(misses) + ". "
                 if misses
-                else "Every CPU bound of issue 13 met in this run. "
+                else "Every CPU bound of the echo targets met in this run. "
             )
             + f"The p25–p75 of a ratio stays within 5% in {spread_ok} of {len(targets)} workloads: the A/A "
             f"control, two copies of one server, itself ranges from {aa_lo:.2f} to {aa_hi:.2f} on this machine. "

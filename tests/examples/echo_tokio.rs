@@ -1,6 +1,6 @@
 //! Benchmark peer: a plain tokio echo server, as tokio's own example writes
 //! one: a `TcpListener`, a task per connection, `read` then `write_all`, with
-//! a 16 KiB buffer per connection (as echod's). Issue 13.
+//! a 16 KiB buffer per connection (as echod's).
 //!
 //! `echo_tokio [--port P] [--runtime current|multi] [--workers N]`: the
 //! current-thread runtime, or the multi-thread runtime with N worker threads

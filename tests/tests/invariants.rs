@@ -1,4 +1,4 @@
-//! Issue 11 on the platform's kernel backend: stale tokens across the tag
+//! Invariants on the platform's kernel backend: stale tokens across the tag
 //! wrap, the selector's own waker out of reach of a stale `unregister`, an
 //! fd closed while registered whose open file lives on in a `dup`
 //! (`StaleRegistration`, `rebuild`), the backend types' edges, tables larger

@@ -1,4 +1,4 @@
-//! Issue 12: a Rust user's first hour. `?` from every call into
+//! A Rust user's first hour. `?` from every call into
 //! `std::io::Result`, with the right `io::ErrorKind`; OS errors printed as std
 //! prints them, once; `DataError` into error-report types; std's `AsFd` on
 //! the backend types; and the I/O-safe entry points.

@@ -1,4 +1,4 @@
-//! Issue 11: invariants no safe call can break. Keys handed out mutably let
+//! Invariants no safe call can break. Keys handed out mutably let
 //! the data change and nothing else; tokens never name a later key in
 //! practice (the tag counter is started near its wraps to cross them
 //! quickly); a key closed while registered is unregistered without touching

@@ -1,4 +1,4 @@
-//! Unit tests of the selector's rules (issue 2, "Semantics") with the
+//! Unit tests of the selector's rules (docs/semantics.md) with the
 //! software backend: no OS, deterministic.
 //!
 //! Every error path is checked with [`Snapshot`]: the key table (`get_key`,

@@ -357,7 +357,6 @@ fn set_and_clear_of_one_event_leave_the_other() {
 
 #[test]
 fn compact_layout() {
-    // Issue 9: 344 bytes before (24 per interest entry, the token twice).
     // 12 per source (token halves, interest, fired), 2 per batch slot, the
     // readiness reference and the test hook; the platform here is a
     // reference too.

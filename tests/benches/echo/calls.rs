@@ -359,7 +359,7 @@ pub(crate) fn syscalls(
             (_, c, false) => (5, (4000 / c as u64).max(4)),
         }
     };
-    let mut md = String::from("### System calls per message (issue 13)\n\n");
+    let mut md = String::from("### System calls per message\n\n");
     let _ = writeln!(
         md,
         "Counted with {}. Each connection first does a few messages (or MB) and everything comes back; counting starts; each connection \

@@ -43,9 +43,8 @@ pub(crate) fn summary(rows: &[Row], names: &[&str]) -> String {
 /// stream).
 pub(crate) fn targets(rows: &[Row], names: &[&str]) -> String {
     let at = |name: &str| names.iter().position(|n| *n == name);
-    let mut md = String::from(
-        "\n### Targets (issue 13), on server CPU per message (per MB for the stream)\n\n",
-    );
+    let mut md =
+        String::from("\n### Targets, on server CPU per message (per MB for the stream)\n\n");
     let (Some(raw), Some(io)) = (at("raw epoll"), at("ioselect echod")) else {
         md.push_str("(not judged: the raw epoll server or echod did not run)\n");
         return md;

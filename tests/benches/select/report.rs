@@ -207,7 +207,7 @@ pub(crate) fn markdown(t: &Tables, opts: &Opts, date: &str) -> String {
     }
     let _ = writeln!(
         md,
-        "\n### Targets (issue 5), judged on the median paired ratios above\n"
+        "\n### Targets, judged on the median paired ratios above\n"
     );
     let mut target = |what: &str, rows: &[Row], name: &str, floor: &str, bound: f64| {
         if let Some((w, at)) = worst(rows, name, floor) {
