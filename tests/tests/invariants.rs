@@ -176,6 +176,50 @@ fn a_65536_key_selector_on_a_64_kib_stack() {
     );
 }
 
+/// The large-table route by its own name: `LargeSelector::with_capacity`
+/// on a 64 KiB stack in a debug build (a `DefaultSelector` of 8,192 `u64`
+/// keys is ~400 KB inline, several copies of it on the stack), with an event
+/// buffer sized apart from the table; refused capacities say why.
+#[test]
+fn large_selector_by_name_on_a_64_kib_stack() {
+    use ioselect_tests::LargeSelector;
+    let worker = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(|| {
+            let mut sel = LargeSelector::<u64, _, 16>::with_capacity(65_536).unwrap();
+            let pairs: Vec<_> = (0..40).map(|_| socketpair()).collect();
+            for (i, (a, _)) in pairs.iter().enumerate() {
+                sel.register(a.as_fd(), Events::WRITE, i as u64).unwrap();
+            }
+            // 40 writable keys, 16 events per select: batches of at most 16,
+            // and every key comes within a few selects (the kernel moves a
+            // reported level-triggered key to the back of its ready list).
+            let mut seen = std::collections::BTreeSet::new();
+            let mut largest = 0;
+            for _ in 0..10 {
+                sel.select(Some(Duration::from_secs(5))).unwrap();
+                let mut batch = 0;
+                while let Some((key, _)) = sel.next_ready() {
+                    seen.insert(*key.data());
+                    batch += 1;
+                }
+                largest = largest.max(batch);
+                if seen.len() == 40 {
+                    break;
+                }
+            }
+            (sel.capacity(), sel.len(), seen.len(), largest)
+        })
+        .unwrap();
+    assert_eq!(worker.join().unwrap(), (65_536, 40, 40, 16));
+    for refused in [0, usize::MAX] {
+        assert_eq!(
+            LargeSelector::<u8>::with_capacity(refused).unwrap_err(),
+            Error::InvalidCapacity
+        );
+    }
+}
+
 #[cfg_attr(
     not(any(target_os = "linux", target_os = "android")),
     ignore = "kqueue's wait merges a wake-up away: it never takes a key's place"
