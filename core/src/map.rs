@@ -96,63 +96,33 @@ mod sealed {
         fn slots_mut(&mut self) -> &mut [Slot<T>];
     }
 
-    impl<T, const N: usize> Slots<T> for [Slot<T>; N] {
-        const FIXED: Option<usize> = Some(N);
-        #[inline(always)]
-        fn slots(&self) -> &[Slot<T>] {
-            self
-        }
-        #[inline(always)]
-        fn slots_mut(&mut self) -> &mut [Slot<T>] {
-            self
-        }
+    /// `Slots` for a type that derefs to `[Slot<T>]`, one view for both.
+    macro_rules! slots {
+        ($([$($generics:tt)*] $storage:ty => $fixed:expr;)*) => {$(
+            impl<$($generics)*> Slots<T> for $storage {
+                const FIXED: Option<usize> = $fixed;
+                #[inline(always)]
+                fn slots(&self) -> &[Slot<T>] {
+                    &self[..]
+                }
+                #[inline(always)]
+                fn slots_mut(&mut self) -> &mut [Slot<T>] {
+                    &mut self[..]
+                }
+            }
+        )*};
     }
 
-    impl<T> Slots<T> for &mut [Slot<T>] {
-        #[inline(always)]
-        fn slots(&self) -> &[Slot<T>] {
-            self
-        }
-        #[inline(always)]
-        fn slots_mut(&mut self) -> &mut [Slot<T>] {
-            self
-        }
-    }
-
-    impl<T, const N: usize> Slots<T> for &mut [Slot<T>; N] {
-        const FIXED: Option<usize> = Some(N);
-        #[inline(always)]
-        fn slots(&self) -> &[Slot<T>] {
-            &self[..]
-        }
-        #[inline(always)]
-        fn slots_mut(&mut self) -> &mut [Slot<T>] {
-            &mut self[..]
-        }
+    slots! {
+        [T, const N: usize] [Slot<T>; N] => Some(N);
+        [T, const N: usize] &mut [Slot<T>; N] => Some(N);
+        [T] &mut [Slot<T>] => None;
     }
 
     #[cfg(feature = "std")]
-    impl<T> Slots<T> for std::boxed::Box<[Slot<T>]> {
-        #[inline(always)]
-        fn slots(&self) -> &[Slot<T>] {
-            self
-        }
-        #[inline(always)]
-        fn slots_mut(&mut self) -> &mut [Slot<T>] {
-            self
-        }
-    }
-
-    #[cfg(feature = "std")]
-    impl<T> Slots<T> for std::vec::Vec<Slot<T>> {
-        #[inline(always)]
-        fn slots(&self) -> &[Slot<T>] {
-            self
-        }
-        #[inline(always)]
-        fn slots_mut(&mut self) -> &mut [Slot<T>] {
-            self
-        }
+    slots! {
+        [T] std::boxed::Box<[Slot<T>]> => None;
+        [T] std::vec::Vec<Slot<T>> => None;
     }
 }
 
