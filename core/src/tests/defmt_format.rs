@@ -84,8 +84,8 @@ fn errors_and_keys_carry_their_values() {
     assert!(contains(&bytes, &0x0A0B_0C0Di32.to_le_bytes()));
     assert!(contains(&bytes, &0x5566_7788u32.to_le_bytes()));
 
-    let token = Token(0x0102_0304_0506_0708);
-    assert!(contains(&encode(&token), &token.0.to_le_bytes()));
+    let token = Token::key(0x0102_0304_0506_0708);
+    assert!(contains(&encode(&token), &token.get().to_le_bytes()));
 }
 
 #[test]
@@ -114,7 +114,31 @@ fn refused_calls_log_at_debug_level() {
         assert_eq!(!logged.is_empty(), debug_on, "{logged:?}");
     }
     if !logged.is_empty() {
-        // "register fd={} failed: {}": the fd as i32, then the error.
+        // "{=str} fd={=i32} refused: {}": the call, the fd as i32, the error.
         assert!(contains(&logged, &1i32.to_le_bytes()));
     }
+    // Every other refused call logs too; successful ones (the hot paths)
+    // never do.
+    let refusals: [&dyn Fn(&mut Sel<'_, 4>) -> bool; 4] = [
+        &|sel| sel.unregister(9).is_err(),
+        &|sel| sel.modify_events(1, Events::empty()).is_err(),
+        &|sel| sel.modify_data(7, 0).is_err(),
+        &|sel| sel.unregister_closed(-1).is_err(),
+    ];
+    for refuse in refusals {
+        assert!(refuse(&mut sel));
+        let logged = defmt::export::fetch_bytes();
+        if option_env!("DEFMT_LOG").is_none_or(|v| !v.contains("::")) {
+            assert_eq!(!logged.is_empty(), debug_on, "{logged:?}");
+        }
+    }
+    r.set(1, Events::READ);
+    sel.select(Some(Duration::ZERO)).unwrap();
+    assert!(sel.next_ready().is_some());
+    sel.modify_events(1, Events::WRITE).unwrap();
+    sel.unregister(1).unwrap();
+    assert!(
+        defmt::export::fetch_bytes().is_empty(),
+        "a successful call logged"
+    );
 }
