@@ -16,22 +16,49 @@ use core::time::Duration;
 /// unrelated interrupt. So the backend never sleeps by itself: it hands
 /// [`sleep`](Self::sleep) a check, `woken`, and the platform must
 ///
-/// 1. mask interrupts (enter a critical section),
-/// 2. call `woken()`; if it returns `true`, unmask and return at once,
+/// 1. note whether interrupts are enabled, and mask them (enter a critical
+///    section),
+/// 2. call `woken()`; if it returns `true`, restore the state noted and
+///    return at once,
 /// 3. otherwise sleep so that an interrupt which became pending after step 1
-///    still ends the sleep, then unmask (the handler runs) and return.
+///    still ends the sleep, then restore the state noted (if interrupts were
+///    enabled, the handler runs now) and return.
 ///
-/// On Cortex-M: `cpsid i`, check, `wfi`, `cpsie i` (`wfi` wakes on a pending
-/// interrupt even while PRIMASK masks it). On RISC-V: clear `mstatus.MIE`,
-/// check, `wfi`, set `mstatus.MIE` (`wfi` wakes on an interrupt pending and
-/// enabled in `mie`, whatever `mstatus.MIE` says). A platform built on `wfe`
-/// instead has its handlers execute `sev` after `set`.
+/// On Cortex-M: read PRIMASK, `cpsid i`, check, `wfi`, and `cpsie i` only if
+/// PRIMASK was clear (`wfi` wakes on a pending interrupt even while PRIMASK
+/// masks it). On RISC-V: read `mstatus.MIE`, clear it, check, `wfi`, and set
+/// it only if it was set (`wfi` wakes on an interrupt pending and enabled in
+/// `mie`, whatever `mstatus.MIE` says). A platform built on `wfe` instead has
+/// its handlers execute `sev` after `set`.
 ///
 /// `sleep` may return early (any interrupt, a spurious wake-up): the backend
 /// looks again, and sleeps again until something it watches is ready or the
 /// deadline has passed by [`now`](Self::now). Each return should come from
 /// an interrupt or the deadline, never from a busy loop, so the number of
 /// passes per `select` stays bounded by the interrupts that arrive.
+///
+/// # Entered with interrupts masked
+/// `sleep` may be entered with interrupts masked: a `select` inside a
+/// critical section, or from a handler whose priority masks the sources'
+/// interrupts. It must leave them masked: never enable interrupts it did
+/// not find enabled (that would break the caller's critical section). Such a
+/// `select` sees only readiness that needs no handler to run: set before,
+/// or set by the thread itself. A pending interrupt still ends `wfi`, but
+/// its handler cannot run: a `select(None)` waiting for that handler does
+/// not return, and a timed `select` on a clock that a tick interrupt
+/// advances may never see its deadline pass (it spins through `wfi`, which
+/// the pending tick keeps ending). Poll there with
+/// `select(Some(Duration::ZERO))`, as kernel code polls in atomic context.
+///
+/// # One core
+/// The masked check in step 2 excludes interrupt handlers on *this* core
+/// only. On a multi-core part, a source may be set from another core at
+/// any moment, also between the check and the sleep; that core must then
+/// wake this one: `sev` on Cortex-M with a `wfe`-based sleep, or an
+/// inter-processor interrupt (an IPI; on RISC-V, the other hart's `msip`).
+/// [`SoftReadiness::set`](crate::SoftReadiness::set) only stores the flags:
+/// it wakes no core, so the code that calls it on another core sends the
+/// wake-up after it.
 ///
 /// # Without a clock
 /// A platform whose [`now`](Self::now) returns `None` cannot honour a
@@ -44,9 +71,10 @@ use core::time::Duration;
 ///
 /// ```text
 /// fn sleep(&mut self, _deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+///     let enabled = cortex_m::register::primask::read().is_active();
 ///     cortex_m::interrupt::disable();
 ///     if !woken() { cortex_m::asm::wfi(); }
-///     unsafe { cortex_m::interrupt::enable() };
+///     if enabled { unsafe { cortex_m::interrupt::enable() } }
 /// }
 /// ```
 ///
@@ -106,6 +134,7 @@ pub trait Platform {
     /// Sleeps until an interrupt, or until `deadline` by [`now`](Self::now)
     /// (`None`: no deadline), unless `woken()`, called with interrupts
     /// masked, returns `true`; see the trait's documentation for the steps.
+    /// Returns with interrupts enabled or masked as it found them.
     /// A platform with a clock arranges a wake-up (a timer interrupt) no
     /// later than shortly after `deadline`.
     fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool);

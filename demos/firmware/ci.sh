@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Firmware tests (issue 9): ioselect-core's SoftBackend on QEMU's lm3s6965evb
+# Firmware tests: ioselect-core's SoftBackend on QEMU's lm3s6965evb
 # (Cortex-M3), microbit (Cortex-M0) and virt (RV32IMAC), with real interrupts.
 #
 # Installs what it needs on a fresh Debian bookworm machine (as root):
@@ -13,8 +13,9 @@
 #   - `contract` on each machine, deterministic (-icount shift=3,sleep=off),
 #     twice: the two logs must be identical but for lines marked [measured], and equal to
 #     expected/<machine>-contract.log (timestamps and [measured] lines aside);
-#   - `echo` on lm3s6965evb: the seed's two messages and a 64 KiB stream
-#     through the UART, every byte checked;
+#   - `echo` on lm3s6965evb: the seed's two messages, a 64 KiB stream of a
+#     seeded PRNG, a break and a line through the UART, every byte checked,
+#     the break reported by the firmware as a receive error;
 #   - `panics` on each machine: must fail (the panic path exits non-zero);
 #   - `loop-ioselect`, `loop-hand` on each machine, and sizes.sh's table.
 # Exits non-zero on the first failure.
@@ -87,7 +88,7 @@ for mt in $targets; do
   # 0.907108), on one such line only.
   grep -v '\[measured' "$logs/$machine.1" >"$logs/$machine.1s"
   grep -v '\[measured' "$logs/$machine.2" >"$logs/$machine.2s"
-  cmp "$logs/$machine.1s" "$logs/$machine.2s" || { echo "$machine: two -icount runs differ" >&2; exit 1; }
+  diff "$logs/$machine.1s" "$logs/$machine.2s" >&2 || { echo "$machine: two -icount runs differ" >&2; exit 1; }
   echo "$machine: two runs identical but for [measured] lines ($(wc -l <"$logs/$machine.1s") lines compared)"
 
   step "$machine: the panic path fails the run"
@@ -102,7 +103,7 @@ for mt in $targets; do
   "$run" --machine "$machine" --timeout 60 "$elf/loop-hand"
 done
 
-step "lm3s6965evb: echo over the UART (seed's messages, 64 KiB stream)"
+step "lm3s6965evb: echo over the UART (seed's messages, 64 KiB PRNG stream, a break)"
 "$run" --machine lm3s6965evb --echo --no-icount --timeout 120 target/thumbv7m-none-eabi/release/echo
 
 step "sizes (the tables in demos/firmware/README.md and README.md)"

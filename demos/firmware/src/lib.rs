@@ -23,7 +23,7 @@ mod board;
 
 #[cfg(machine = "lm3s6965evb")]
 pub use board::uart;
-pub use board::{MACHINE, init, now, pend_soft};
+pub use board::{CLOCK_WRAPS, MACHINE, init, interrupts_enabled, now, pend_soft, skip_clock_to};
 
 /// The timer source: ready every [`TIMER_EVERY`] ms.
 pub const TIMER: RawFd = 0;
@@ -44,9 +44,9 @@ pub static SOFT_IRQS: AtomicU32 = AtomicU32::new(0);
 pub static SLEEPS: AtomicU32 = AtomicU32::new(0);
 
 /// Called by the 1 ms tick interrupt with the tick count.
-fn on_tick(ms: u32) {
+fn on_tick(ms: u64) {
     let every = TIMER_EVERY.load(Ordering::Relaxed);
-    if every != 0 && ms % every == 0 {
+    if every != 0 && ms % u64::from(every) == 0 {
         READY.set(TIMER, Events::READ);
     }
 }
@@ -82,7 +82,8 @@ impl Platform for Idle {
     }
 }
 
-/// The idle hook issue 9 found broken, kept as the control of the tests:
+/// The idle hook found broken before `Idle` masked interrupts around its
+/// check, kept as the control of the tests:
 /// the check runs with interrupts enabled, then `wfi`. An interrupt landing
 /// between the two is seen only at the next interrupt (the next tick).
 #[derive(Clone, Copy, Default)]
@@ -101,12 +102,34 @@ impl Platform for Naive {
     }
 }
 
+/// The sleep this firmware had before it restored the interrupt state,
+/// kept as the control of the test that a `select` inside a critical
+/// section stays in it: mask, check, `wfi`, then enable interrupts whatever
+/// the state was.
+#[derive(Clone, Copy, Default)]
+pub struct Careless;
+
+impl Platform for Careless {
+    fn now(&self) -> Option<Duration> {
+        Some(now())
+    }
+
+    fn sleep(&mut self, _deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+        count_sleep();
+        board::careless_wait(woken);
+    }
+}
+
 /// Ends the program: semihosting exit, QEMU's exit status is `code`.
 pub fn exit(code: i32) -> ! {
     semihosting::process::exit(code)
 }
 
-defmt::timestamp!("{=u64:us}", now().as_micros() as u64);
+// Saturates rather than wraps (at 2^64 us, 584,942 years).
+defmt::timestamp!(
+    "{=u64:us}",
+    u64::try_from(now().as_micros()).unwrap_or(u64::MAX)
+);
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {

@@ -15,9 +15,12 @@
 //!   marked `[measured`, must equal FILE (`--bless` writes it instead).
 //!   Runs use `-icount shift=3,sleep=off` (deterministic) unless
 //!   `--no-icount`.
-//! - `--echo`: the UART is a Unix socket this program connects to; it sends
-//!   the seed's two messages, then a 64 KiB stream, checks every byte of the
-//!   echo, then sends EOT (0x04), on which the firmware closes and exits.
+//! - `--echo`: the UART is a Unix socket this program connects to, in
+//!   QEMU's telnet mode (so that it can send a break); it sends the seed's
+//!   two messages, a 64 KiB stream of a seeded PRNG (not periodic), a break
+//!   and a last line, checks every byte of the echo, then sends EOT (0x04),
+//!   on which the firmware closes and exits. The firmware's log must count
+//!   exactly that one break among its receive errors.
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -116,7 +119,11 @@ fn qemu(args: &Args, serial: Option<&str>) -> Command {
         cmd.args(["-icount", "shift=3,sleep=off"]);
     }
     match serial {
-        Some(path) => cmd.args(["-serial", &format!("unix:{path},server=on,wait=on")]),
+        // telnet=on: QEMU turns `IAC BRK` into a break on the UART.
+        Some(path) => cmd.args([
+            "-serial",
+            &format!("unix:{path},server=on,wait=on,telnet=on"),
+        ]),
         None => cmd.args(["-serial", "none"]),
     };
     cmd.arg("-kernel").arg(&args.elf);
@@ -203,9 +210,53 @@ fn wait(child: &mut Child, limit: Duration) -> Result<i32, String> {
     }
 }
 
-/// The seed's two messages, a 64 KiB stream and EOT through the UART, once
-/// the firmware says `waiting for I/O` (its UART is set up: bytes that come
-/// before are dropped when it turns the FIFOs on).
+/// What QEMU's telnet mode sends first: WILL ECHO, WILL SUPPRESS-GO-AHEAD,
+/// WILL BINARY, DO BINARY (`tcp_chr_telnet_init` in chardev/char-socket.c).
+const TELNET_INIT: [u8; 12] = [
+    0xff, 0xfb, 0x01, 0xff, 0xfb, 0x03, 0xff, 0xfb, 0x00, 0xff, 0xfd, 0x00,
+];
+/// Telnet's "interpret as command", and the break command.
+const IAC: u8 = 0xff;
+const BRK: u8 = 0xf3;
+/// The firmware closes on this byte.
+const EOT: u8 = 4;
+
+/// `data` as telnet sends it: an `IAC` byte doubled.
+fn telnet(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 128);
+    for &b in data {
+        out.push(b);
+        if b == IAC {
+            out.push(IAC);
+        }
+    }
+    out
+}
+
+/// `n` bytes of splitmix64 from `seed`: no period within them, so a block
+/// echoed out of place is caught. EOT (which closes) becomes 0x05.
+fn prng_bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        out.extend(
+            z.to_le_bytes()
+                .iter()
+                .map(|&b| if b == EOT { 5 } else { b }),
+        );
+    }
+    out.truncate(n);
+    out
+}
+
+/// The seed's two messages, a 64 KiB stream, a break, a last line and EOT
+/// through the UART, once the firmware says `waiting for I/O` (its UART is
+/// set up: bytes that come before are dropped when it turns the FIFOs on).
 fn echo_client(path: &str, waiting: &AtomicBool) -> Result<(), String> {
     let start = Instant::now();
     let mut sock = loop {
@@ -225,7 +276,11 @@ fn echo_client(path: &str, waiting: &AtomicBool) -> Result<(), String> {
             .map_err(|e| format!("reading the echo: {e}"))?;
         Ok(got)
     };
-    println!("[host] connected to the UART");
+    let init = read_exact(&mut sock, TELNET_INIT.len())?;
+    if init != TELNET_INIT {
+        return Err(format!("QEMU's telnet negotiation: {init:02x?}"));
+    }
+    println!("[host] connected to the UART (telnet mode)");
     while !waiting.load(Ordering::Acquire) {
         if start.elapsed() > Duration::from_secs(20) {
             return Err("the firmware never said `waiting for I/O`".into());
@@ -244,14 +299,9 @@ fn echo_client(path: &str, waiting: &AtomicBool) -> Result<(), String> {
         return Err("the echo of the seed's messages differs".into());
     }
 
-    let stream: Vec<u8> = (0..64 * 1024u32)
-        .map(|i| match ((i * 31 + 7) % 251) as u8 {
-            4 => 5, // EOT closes
-            b => b,
-        })
-        .collect();
+    let stream = prng_bytes(0x10_5e1e_c7, 64 * 1024);
     let mut writer = sock.try_clone().map_err(|e| e.to_string())?;
-    let sent = stream.clone();
+    let sent = telnet(&stream);
     let t = Instant::now();
     let feeder = thread::spawn(move || writer.write_all(&sent).map_err(|e| e.to_string()));
     let got = read_exact(&mut sock, stream.len())?;
@@ -263,13 +313,28 @@ fn echo_client(path: &str, waiting: &AtomicBool) -> Result<(), String> {
         ));
     }
     println!(
-        "[host] 64 KiB stream echoed, every byte checked, in {:.2} s",
+        "[host] 64 KiB stream (seeded PRNG) echoed, every byte checked, in {:.2} s",
         t.elapsed().as_secs_f64()
     );
-    sock.write_all(&[4]).map_err(|e| e.to_string())?;
+    // A break (its 0 byte is not data: not echoed), then a line.
+    let last = b"after the break";
+    sock.write_all(&[IAC, BRK]).map_err(|e| e.to_string())?;
+    sock.write_all(last).map_err(|e| e.to_string())?;
+    let got = read_exact(&mut sock, last.len())?;
+    if got != last {
+        return Err(format!(
+            "after the break: got b'{}'",
+            String::from_utf8_lossy(&got)
+        ));
+    }
+    println!("[host] sent a break, then b'after the break': echoed without the break");
+    sock.write_all(&[EOT]).map_err(|e| e.to_string())?;
     println!("[host] sent EOT");
     Ok(())
 }
+
+/// The receive errors the echo firmware must report for `echo_client`'s run.
+const ECHO_ERRORS: &str = "receive errors: 0 overrun, 1 break, 0 parity, 0 framing";
 
 fn run(args: &Args) -> Result<(), String> {
     let elf = fs::read(&args.elf).map_err(|e| format!("{}: {e}", args.elf.display()))?;
@@ -297,6 +362,9 @@ fn run(args: &Args) -> Result<(), String> {
     decoded?;
     if let Some(client) = client {
         client?;
+        if !lines.iter().any(|l| l.ends_with(ECHO_ERRORS)) {
+            return Err(format!("the firmware did not report `{ECHO_ERRORS}`"));
+        }
     }
     let code = code?;
     if code != 0 {

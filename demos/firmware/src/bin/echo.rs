@@ -5,9 +5,11 @@
 //! switching with `modify` the way the seed's client does.
 //!
 //! The host (`qemu-run --echo`) sends the seed's two messages, a 64 KiB
-//! stream, then EOT (0x04): the server echoes everything before it, closes
-//! and exits 0. Reads are logged for the seed's messages (the first 41
-//! bytes); the stream is summed up at the close.
+//! stream, a break, a last line, then EOT (0x04): the server echoes
+//! everything before it, closes and exits 0. Reads are logged for the
+//! seed's messages (the first 41 bytes); the stream is summed up at the
+//! close. Receive errors (overrun, break, parity, framing) are logged as
+//! they come and counted at the close.
 #![no_std]
 #![no_main]
 
@@ -15,8 +17,9 @@
 compile_error!("echo: lm3s6965evb only (its UART0)");
 
 use defmt::info;
+use ioselect_firmware::uart::{self, RxErrors};
 use ioselect_firmware::{
-    self as fw, Events, Idle, READY, RawFd, SOURCES, Selector, SoftBackend, UART, uart,
+    self as fw, Events, Idle, READY, RawFd, SOURCES, Selector, SoftBackend, UART,
 };
 
 type Sel = Selector<SoftBackend<'static, SOURCES, Idle>, Handler, SOURCES>;
@@ -37,6 +40,7 @@ struct Conn {
     closing: bool,
     closed: bool,
     received: u32,
+    errors: RxErrors,
     reads: u32,
     writes: u32,
     switches: u32,
@@ -98,7 +102,11 @@ fn on_io(sel: &mut Sel, fd: RawFd, mask: Events, conn: &mut Conn) {
         let cap = conn.ring.len();
         let mut got = [0u8; 64];
         let room = (cap - conn.len).min(got.len());
-        let n = uart::recv(&mut got[..room]);
+        let before = conn.errors;
+        let n = uart::recv(&mut got[..room], &mut conn.errors);
+        if conn.errors != before {
+            info!("    receive error: now {}", conn.errors);
+        }
         let mut data = &got[..n];
         if let Some(end) = data.iter().position(|&b| b == EOT) {
             data = &data[..end];
@@ -139,6 +147,7 @@ fn main() -> ! {
         closing: false,
         closed: false,
         received: 0,
+        errors: RxErrors::default(),
         reads: 0,
         writes: 0,
         switches: 0,
@@ -159,9 +168,14 @@ fn main() -> ! {
             callback(&mut sel, fd, mask, &mut conn);
         }
     }
+    let e = conn.errors;
     info!(
-        "closed after {=u32} bytes echoed [measured: {=u32} reads, {=u32} writes, {=u32} interest switches]",
-        conn.received, conn.reads, conn.writes, conn.switches
+        "closed after {=u32} bytes echoed; receive errors: {=u32} overrun, {=u32} break, {=u32} parity, {=u32} framing",
+        conn.received, e.overrun, e.brk, e.parity, e.framing
+    );
+    info!(
+        "    {=u32} reads, {=u32} writes, {=u32} interest switches [measured]",
+        conn.reads, conn.writes, conn.switches
     );
     info!("shutting down");
     fw::exit(0)
