@@ -16,6 +16,10 @@
 #   - `echo` on lm3s6965evb: the seed's two messages, a 64 KiB stream of a
 #     seeded PRNG, a break and a line through the UART, every byte checked,
 #     the break reported by the firmware as a receive error;
+#   - `net-echo` on lm3s6965evb (net-echo.sh: QEMU's user-mode network,
+#     restrict=on, 127.0.0.1 only): net_check.py runs the seed's client,
+#     concurrent 64 KiB streams, a reset, a half-close, a stalled client and
+#     one connection too many against it;
 #   - `panics` on each machine: must fail (the panic path exits non-zero);
 #   - `loop-ioselect`, `loop-hand` on each machine, and sizes.sh's table.
 # Exits non-zero on the first failure.
@@ -67,7 +71,7 @@ for mt in $targets; do
   target=${mt#*:}
   step "build the firmware for $target"
   bins="--bin contract --bin panics --bin loop-ioselect --bin loop-hand"
-  [ "$target" = thumbv7m-none-eabi ] && bins="$bins --bin echo"
+  [ "$target" = thumbv7m-none-eabi ] && bins="$bins --bin echo --bin net-echo"
   # shellcheck disable=SC2086
   # Warnings fail the build: -D warnings is in .cargo/config.toml (RUSTFLAGS
   # would replace the link scripts given there).
@@ -105,6 +109,35 @@ done
 
 step "lm3s6965evb: echo over the UART (seed's messages, 64 KiB PRNG stream, a break)"
 "$run" --machine lm3s6965evb --echo --no-icount --timeout 120 target/thumbv7m-none-eabi/release/echo
+
+step "lm3s6965evb: the seed's TCP echo server over Ethernet (net-echo.sh, net_check.py)"
+# A free port on 127.0.0.1 (the kernel picks it; nothing else takes it in
+# the moment before QEMU binds it, on a CI machine).
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Its own process group (setsid), killed with everything in it on any exit;
+# qemu-run also takes QEMU down with it (PR_SET_PDEATHSIG).
+: >"$logs/net-echo"
+setsid ./net-echo.sh "$port" >"$logs/net-echo" 2>&1 &
+server=$!
+trap 'kill -- -"$server" 2>/dev/null || true; rm -rf "$logs"' EXIT
+# The socket count, from the firmware's own log (net::SOCKETS).
+sockets=
+for _ in $(seq 100); do
+  sockets=$(sed -n 's/.* \([0-9]*\) sockets, .*/\1/p' "$logs/net-echo" || true)
+  [ -n "$sockets" ] && break
+  sleep 0.2
+done
+[ -n "$sockets" ] || { cat "$logs/net-echo"; echo "net-echo did not start" >&2; exit 1; }
+if ! timeout 300 python3 net_check.py "$port" --sockets "$sockets"; then
+  echo "--- the firmware's log:"; tail -40 "$logs/net-echo"; exit 1
+fi
+kill -0 "$server" || { cat "$logs/net-echo"; echo "net-echo ended during the checks" >&2; exit 1; }
+kill -- -"$server"
+wait "$server" 2>/dev/null || true
+if grep -E 'ERROR|panicked' "$logs/net-echo"; then
+  echo "the firmware logged an error" >&2; exit 1
+fi
+echo "net-echo: $(grep -c 'accept((' "$logs/net-echo") connections accepted, no error logged"
 
 step "sizes (the tables in demos/firmware/README.md and README.md)"
 ./sizes.sh --check

@@ -22,8 +22,10 @@ mod board;
 mod board;
 
 #[cfg(machine = "lm3s6965evb")]
-pub use board::uart;
+pub mod net;
 pub use board::{CLOCK_WRAPS, MACHINE, init, interrupts_enabled, now, pend_soft, skip_clock_to};
+#[cfg(machine = "lm3s6965evb")]
+pub use board::{enet, uart};
 
 /// The timer source: ready every [`TIMER_EVERY`] ms.
 pub const TIMER: RawFd = 0;

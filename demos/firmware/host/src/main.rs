@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! qemu-run --machine lm3s6965evb|microbit|virt [--expect FILE [--bless]]
-//!          [--log FILE] [--echo] [--no-icount] [--timeout SECS] ELF
+//!          [--log FILE] [--echo] [--nic PORT] [--no-icount] [--timeout SECS] ELF
 //! ```
 //!
 //! - QEMU's semihosting stdout carries the firmware's defmt frames; they are
@@ -21,8 +21,12 @@
 //!   and a last line, checks every byte of the echo, then sends EOT (0x04),
 //!   on which the firmware closes and exits. The firmware's log must count
 //!   exactly that one break among its receive errors.
+//! - `--nic PORT` (lm3s6965evb): QEMU's user-mode network, confined to the
+//!   guest (`restrict=on`), with 127.0.0.1:PORT forwarded to the guest's
+//!   port 10000 (`net-echo.sh`). `--timeout 0`: no timeout.
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +43,7 @@ struct Args {
     bless: bool,
     log: Option<PathBuf>,
     echo: bool,
+    nic: Option<u16>,
     icount: bool,
     timeout: Duration,
 }
@@ -46,7 +51,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: qemu-run --machine lm3s6965evb|microbit|virt [--expect FILE [--bless]] \
-         [--log FILE] [--echo] [--no-icount] [--timeout SECS] ELF"
+         [--log FILE] [--echo] [--nic PORT] [--no-icount] [--timeout SECS] ELF"
     );
     std::process::exit(2)
 }
@@ -54,6 +59,7 @@ fn usage() -> ! {
 fn parse() -> Args {
     let mut it = env::args().skip(1);
     let (mut machine, mut elf, mut expect, mut log) = (None, None, None, None);
+    let mut nic = None;
     let (mut bless, mut echo, mut icount, mut timeout) = (false, false, true, 60);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -62,6 +68,13 @@ fn parse() -> Args {
             "--log" => log = it.next().map(PathBuf::from),
             "--bless" => bless = true,
             "--echo" => echo = true,
+            "--nic" => {
+                nic = Some(
+                    it.next()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or_else(|| usage()),
+                )
+            }
             "--no-icount" => icount = false,
             "--timeout" => {
                 timeout = it
@@ -84,6 +97,7 @@ fn parse() -> Args {
         bless,
         log,
         echo,
+        nic,
         icount,
         timeout: Duration::from_secs(timeout),
     }
@@ -126,10 +140,34 @@ fn qemu(args: &Args, serial: Option<&str>) -> Command {
         ]),
         None => cmd.args(["-serial", "none"]),
     };
+    if let Some(port) = args.nic {
+        // Confined: the guest reaches nothing but the forwarded port.
+        cmd.args([
+            "-nic",
+            &format!("user,model=stellaris,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:10000"),
+        ]);
+    } else if args.machine == "lm3s6965evb" {
+        // Its Ethernet controller is always there: give it a network that
+        // reaches nothing (no warning about a NIC without a peer).
+        cmd.args(["-nic", "user,model=stellaris,restrict=on"]);
+    } else {
+        cmd.args(["-nic", "none"]);
+    }
     cmd.arg("-kernel").arg(&args.elf);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    // SAFETY: prctl is async-signal-safe, and the closure touches nothing
+    // but its arguments. QEMU then gets SIGKILL when this runner ends,
+    // however it ends (a test's `kill`, Ctrl-C, a crash): no QEMU is left.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     cmd
 }
 
@@ -199,7 +237,7 @@ fn wait(child: &mut Child, limit: Duration) -> Result<i32, String> {
                 .code()
                 .ok_or_else(|| format!("QEMU killed: {status}"));
         }
-        if start.elapsed() > limit {
+        if !limit.is_zero() && start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(

@@ -16,6 +16,9 @@ pub const MACHINE: &str = "lm3s6965evb";
 #[cfg(machine = "microbit")]
 pub const MACHINE: &str = "microbit";
 
+#[cfg(machine = "lm3s6965evb")]
+pub mod enet;
+
 /// Processor clock, Hz. lm3s6965evb: QEMU derives it from RCC's SYSDIV
 /// (reset value 15: 200 MHz / 16). microbit: nRF51's fixed 16 MHz.
 #[cfg(machine = "lm3s6965evb")]
@@ -209,6 +212,8 @@ fn PendSV() {
 unsafe fn DefaultHandler(irqn: i16) {
     if irqn == uart::IRQ {
         uart::on_interrupt();
+    } else if irqn == enet::IRQ {
+        enet::on_interrupt();
     } else {
         panic!("unexpected interrupt {}", irqn);
     }

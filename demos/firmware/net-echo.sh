@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The seed's TCP echo server on a microcontroller: serves it on
+# 127.0.0.1:PORT until stopped (Ctrl-C, or a signal to this script).
+#
+#   demos/firmware/net-echo.sh PORT
+#   python3 demos/python/selectors_echo_client.py --host 127.0.0.1 --port PORT
+#
+# QEMU's lm3s6965evb (Cortex-M3) runs the `net-echo` firmware: its Ethernet
+# controller on QEMU's user-mode network, confined to the guest
+# (restrict=on: the guest reaches nothing but the forwarded port), with
+# 127.0.0.1:PORT forwarded to the guest's port 10000. The firmware's log
+# (defmt) is decoded on stdout. Builds what is missing first; the tools
+# (QEMU, Debian's rustc-web, lld) come from ci.sh's apt step: run
+# `bash demos/firmware/ci.sh` once on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")"
+port=${1:-}
+case $port in
+  '' | *[!0-9]*) echo "usage: $0 PORT" >&2; exit 2 ;;
+esac
+for tool in qemu-system-arm /usr/bin/cargo /usr/bin/rustc; do
+  command -v "$tool" >/dev/null || { echo "$0: $tool missing: run demos/firmware/ci.sh once (it installs the tools)" >&2; exit 1; }
+done
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc CARGO_TERM_COLOR=never
+unset RUSTFLAGS CARGO_TARGET_DIR
+run=host/target/release/qemu-run
+if [ ! -x "$run" ]; then
+  echo "net-echo.sh: building the host runner (a few minutes the first time)" >&2
+  (cd / && /usr/bin/cargo build --release --locked -q --manifest-path "$OLDPWD/host/Cargo.toml")
+fi
+RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --release --locked -q --target thumbv7m-none-eabi --bin net-echo
+# qemu-run starts QEMU, decodes its log, and takes QEMU down with it
+# (PR_SET_PDEATHSIG) however it ends.
+exec "$run" --machine lm3s6965evb --nic "$port" --no-icount --timeout 0 \
+  target/thumbv7m-none-eabi/release/net-echo

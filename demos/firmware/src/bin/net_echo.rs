@@ -1,0 +1,229 @@
+//! The seed's TCP echo server (PyMOTW's `selectors_echo_server.py`) on a
+//! microcontroller: lm3s6965evb's Ethernet, smoltcp, selectable sockets
+//! (`ioselect_firmware::net`), no heap, no executor.
+//!
+//! In the seed's shape: the listener is registered with `accept` as its
+//! data; each accepted connection with `read`, which echoes and unregisters
+//! on close. The seed's `sendall` becomes what a non-blocking server does:
+//! what the transmit buffer does not take waits in the connection's buffer,
+//! the key switches to `WRITE` until it is sent, and the connection is not
+//! read meanwhile (back-pressure: a peer that does not read is not read
+//! either). Serves until QEMU is stopped (`net-echo.sh`).
+//!
+//! The seed's lines are logged for each connection's first bytes (up to
+//! [`VERBOSE`]); longer streams are summed up when they close.
+#![no_std]
+#![no_main]
+
+#[cfg(not(machine = "lm3s6965evb"))]
+compile_error!("net-echo: lm3s6965evb only (its Ethernet controller)");
+
+use defmt::{info, warn};
+use ioselect_firmware::net::{self, Error, Net, NetCell, SOCKETS};
+use ioselect_firmware::{self as fw, Events, RawFd, enet::Enet};
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+
+/// The port the seed listens on.
+const PORT: u16 = 10000;
+/// Bytes per connection whose reads are logged line by line.
+const VERBOSE: u32 = 64;
+
+type Sel<'n> = net::Selector<'n, Handler>;
+
+/// The key's data: its callback, as in the seed.
+#[derive(Clone, Copy)]
+struct Handler(fn(&mut Sel<'_>, &Net, RawFd, Events, &mut Conns));
+
+/// A connection's state: what was read and not yet sent.
+#[derive(Clone, Copy)]
+struct Conn {
+    peer: IpEndpoint,
+    buf: [u8; 1024],
+    start: usize,
+    end: usize,
+    received: u32,
+}
+
+/// The connections, by pool index; `logged`: a callback logged a line
+/// since the last `waiting for I/O`.
+struct Conns {
+    conns: [Conn; SOCKETS],
+    logged: bool,
+}
+
+impl Conns {
+    fn get(&mut self, fd: RawFd) -> &mut Conn {
+        match net::socket_index(fd) {
+            Some(i) => &mut self.conns[i],
+            None => defmt::panic!("not a connection: {}", fd),
+        }
+    }
+}
+
+fn show(peer: IpEndpoint) -> ([u8; 4], u16) {
+    let IpAddress::Ipv4(a) = peer.addr;
+    (a.octets(), peer.port)
+}
+
+fn accept(sel: &mut Sel<'_>, net: &Net, fd: RawFd, _mask: Events, conns: &mut Conns) {
+    let (conn, peer) = match net.accept(fd) {
+        Ok(c) => c,
+        Err(Error::WouldBlock) => return,
+        Err(e) => defmt::panic!("accept: {}", e),
+    };
+    let (a, port) = show(peer);
+    conns.logged = true;
+    info!(
+        "accept(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
+        a[0], a[1], a[2], a[3], port
+    );
+    *conns.get(conn) = Conn {
+        peer,
+        buf: [0; 1024],
+        start: 0,
+        end: 0,
+        received: 0,
+    };
+    if sel.register(conn, Events::READ, Handler(read)).is_err() {
+        panic!("register");
+    }
+}
+
+/// Unregisters and closes, as the seed does on end of file.
+fn close(sel: &mut Sel<'_>, net: &Net, fd: RawFd, c: &Conn) {
+    if sel.unregister(fd).is_err() {
+        panic!("unregister");
+    }
+    if net.close(fd).is_err() {
+        panic!("close");
+    }
+    if c.received > VERBOSE {
+        info!("    closed after {=u32} bytes echoed", c.received);
+    }
+}
+
+fn read(sel: &mut Sel<'_>, net: &Net, fd: RawFd, mask: Events, conns: &mut Conns) {
+    let logged = &mut conns.logged;
+    let c = match net::socket_index(fd) {
+        Some(i) => &mut conns.conns[i],
+        None => defmt::panic!("not a connection: {}", fd),
+    };
+    if mask.contains(Events::WRITE) {
+        // The rest of the last read (`sendall`).
+        match net.send(fd, &c.buf[c.start..c.end]) {
+            Ok(n) => c.start += n,
+            Err(Error::WouldBlock) => {}
+            Err(e) => {
+                warn!("    send: {}: closing", e);
+                return close(sel, net, fd, c);
+            }
+        }
+        if c.start == c.end && sel.modify_events(fd, Events::READ).is_err() {
+            panic!("modify");
+        }
+        return;
+    }
+    let verbose = c.received < VERBOSE;
+    *logged |= verbose;
+    if verbose {
+        let (a, port) = show(c.peer);
+        info!(
+            "read(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
+            a[0], a[1], a[2], a[3], port
+        );
+    }
+    let n = match net.recv(fd, &mut c.buf) {
+        Ok(0) => {
+            *logged = true;
+            info!("    closing");
+            return close(sel, net, fd, c);
+        }
+        Ok(n) => n,
+        Err(Error::WouldBlock) => return,
+        Err(e) => {
+            warn!("    recv: {}: closing", e);
+            return close(sel, net, fd, c);
+        }
+    };
+    c.received += n as u32;
+    if verbose {
+        match core::str::from_utf8(&c.buf[..n]) {
+            Ok(text) => info!("    received b'{=str}'", text),
+            Err(_) => info!("    received {=usize} bytes", n),
+        }
+    }
+    let sent = match net.send(fd, &c.buf[..n]) {
+        Ok(s) => s,
+        Err(Error::WouldBlock) => 0,
+        Err(e) => {
+            warn!("    send: {}: closing", e);
+            return close(sel, net, fd, c);
+        }
+    };
+    if sent < n {
+        (c.start, c.end) = (sent, n);
+        if sel.modify_events(fd, Events::WRITE).is_err() {
+            panic!("modify");
+        }
+    }
+}
+
+static NET: NetCell = NetCell::new();
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    fw::init();
+    let (dev, mac) = Enet::init();
+    let Some(storage) = net::storage() else {
+        panic!("storage taken")
+    };
+    let ip = Ipv4Address::new(10, 0, 2, 15);
+    let stack = Net::new(storage, dev, mac, (ip, 24), Ipv4Address::new(10, 0, 2, 2));
+    let Some(net) = NET.init(stack) else {
+        panic!("net taken")
+    };
+    let mut sel: Sel<'_> = net::Selector::new(fw::SoftBackend::with_platform(
+        &net::NET_READY,
+        net.platform(),
+    ));
+    let mut conns = Conns {
+        conns: [Conn {
+            peer: IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
+            buf: [0; 1024],
+            start: 0,
+            end: 0,
+            received: 0,
+        }; SOCKETS],
+        logged: true,
+    };
+    let o = ip.octets();
+    info!(
+        "starting up on {=u8}.{=u8}.{=u8}.{=u8} port {=u16}",
+        o[0], o[1], o[2], o[3], PORT
+    );
+    info!(
+        "    {=usize} sockets, {=usize} B buffers each way",
+        SOCKETS,
+        net::BUFFER
+    );
+    let server = match net.listen(PORT, 5) {
+        Ok(fd) => fd,
+        Err(e) => defmt::panic!("listen: {}", e),
+    };
+    if sel.register(server, Events::READ, Handler(accept)).is_err() {
+        panic!("register");
+    }
+    loop {
+        if conns.logged {
+            info!("waiting for I/O");
+            conns.logged = false;
+        }
+        if sel.select(None).is_err() {
+            panic!("select");
+        }
+        while let Some((key, mask)) = sel.next_ready() {
+            let (fd, Handler(callback)) = (key.fd(), *key.data());
+            callback(&mut sel, net, fd, mask, &mut conns);
+        }
+    }
+}

@@ -1,0 +1,591 @@
+//! Selectable TCP sockets on a microcontroller: smoltcp's TCP sockets as
+//! sources of an ioselect [`Selector`](ioselect_core::Selector), with no
+//! heap and no executor (lm3s6965evb, its Ethernet controller).
+//!
+//! Sockets are numbered like file descriptors ([`RawFd`]): a listener and
+//! each connection is a source of [`NET_READY`], which the stack sets and
+//! clears after every poll and every socket call, level-triggered, with
+//! Python's meaning of the masks:
+//! - a connection is `READ` when [`Net::recv`] would not block: data
+//!   waits, or the peer closed (`recv` returns `Ok(0)`, end of file), or the
+//!   connection failed (`recv` returns the error);
+//! - a connection is `WRITE` when [`Net::send`] would not block: room in
+//!   its transmit buffer, or the connection is gone (`send` returns the
+//!   error);
+//! - a listener is `READ` when a connection is established and waiting to
+//!   be accepted.
+//!
+//! `listen(port, n)` keeps a backlog of `n` listening smoltcp sockets (smoltcp
+//! has no backlog: a listening socket becomes the connection); `accept`
+//! hands out an established one and re-arms the listener with a free socket.
+//!
+//! The stack runs while `select` waits: the [`NetPlatform`] polls smoltcp
+//! before each sleep when the NIC's receive interrupt said a frame waits,
+//! when a socket call left work (data to send, a window to open, a FIN), or
+//! when smoltcp's next timer (retransmission, delayed ACK, keep-alive:
+//! `poll_at`) is due, and never sleeps past that timer. `select`'s own
+//! timeout is kept by the backend: never early.
+//!
+//! # Where these sockets differ from a kernel's
+//! - The stack runs only inside a `select` that waits (or [`Net::poll`]):
+//!   a `select` that returns at once because something is ready does not
+//!   poll it first, and a loop of `select(Some(Duration::ZERO))` alone never
+//!   moves it. A kernel's stack runs on its own.
+//! - Sockets come from a fixed pool of [`SOCKETS`]; a listener's backlog takes
+//!   its sockets from that pool at `listen`, and an accepted connection
+//!   leaves the listener one short until a socket is free again. A connection
+//!   attempt finding no listening socket is refused (smoltcp answers the SYN
+//!   with a reset); it is never queued.
+//! - `close` returns at once; the socket finishes its close (FIN, the
+//!   peer's FIN) in the background and goes back to the pool when closed.
+//!   TIME-WAIT is not kept: a socket in it is reused at once (smoltcp's
+//!   `listen` takes it).
+//! - A connection that fails (reset by the peer, or smoltcp's timeout)
+//!   reports [`Error::Reset`] for both: smoltcp does not say which.
+//! - A connection reset while it waits in the backlog is dropped silently
+//!   (its socket listens again); a kernel would hand it out and report the
+//!   reset on the first read.
+//! - There is no `shutdown(SHUT_WR)`: `close` is the only way to send a FIN.
+//! - Numbers are this module's: `listen` and `accept` return [`RawFd`]s
+//!   from `1` up; `0` is the NIC's readiness, watched by the platform, never
+//!   by the application.
+
+use core::cell::{RefCell, UnsafeCell};
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::time::Duration;
+
+use ioselect_core::{Events, Platform, RawFd, SoftBackend, SoftReadiness};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::tcp::{self, RecvError, State};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, IpCidr, IpEndpoint, Ipv4Address};
+
+use crate::board::enet::Enet;
+
+/// TCP sockets in the pool.
+pub const SOCKETS: usize = 6;
+/// Listeners at most.
+pub const LISTENERS: usize = 2;
+/// Each socket's receive and transmit buffer, bytes.
+pub const BUFFER: usize = 2048;
+/// Sources of [`NET_READY`]: the NIC, the listeners, the sockets.
+pub const SOURCES: usize = 1 + LISTENERS + SOCKETS;
+/// The NIC's source in [`NET_READY`]: set by its receive interrupt.
+pub const NIC: RawFd = 0;
+const FIRST_LISTENER: RawFd = 1;
+const FIRST_SOCKET: RawFd = FIRST_LISTENER + LISTENERS as RawFd;
+
+/// The readiness of the NIC, the listeners and the connections.
+pub static NET_READY: SoftReadiness<SOURCES> = SoftReadiness::new();
+
+/// A selector over these sockets: a [`SoftBackend`] on [`NET_READY`] that
+/// waits through the [`NetPlatform`].
+pub type Selector<'n, T> =
+    ioselect_core::Selector<SoftBackend<'static, SOURCES, NetPlatform<'n>>, T, SOURCES>;
+
+/// What a socket call can fail with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum Error {
+    /// The call would block: nothing to read, no room to send, no
+    /// connection waiting (`EAGAIN`).
+    WouldBlock,
+    /// The connection was reset by the peer or timed out (`ECONNRESET`).
+    Reset,
+    /// Sending on a connection whose sending half is closed (`EPIPE`).
+    BrokenPipe,
+    /// Not a listener or connection of this stack, or the wrong kind (`EBADF`).
+    BadFd,
+    /// No free socket or listener for `listen` (`ENOBUFS`), or a backlog of 0.
+    NoBuffers,
+}
+
+/// What a pool socket is used for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// In the pool.
+    Free,
+    /// Listening (or handshaking, or established and not yet accepted) for
+    /// listener `l`.
+    Backlog(u8),
+    /// An accepted connection, the application's.
+    Conn,
+    /// Closed by the application, finishing its close in the stack.
+    Closing,
+}
+
+#[derive(Clone, Copy)]
+struct Listener {
+    port: u16,
+    /// Sockets to keep listening; 0: this listener is not in use.
+    backlog: u8,
+}
+
+/// Memory for the stack: the sockets' buffers and the NIC's frame buffers,
+/// in a `static` (zeroed, in `.bss`); see [`storage`].
+pub struct Storage {
+    sockets: [SocketStorage<'static>; SOCKETS],
+    rx: [[u8; BUFFER]; SOCKETS],
+    tx: [[u8; BUFFER]; SOCKETS],
+}
+
+struct StorageCell(UnsafeCell<Storage>);
+// SAFETY: handed out once, by `storage` (guarded by TAKEN).
+unsafe impl Sync for StorageCell {}
+static STORAGE: StorageCell = StorageCell(UnsafeCell::new(Storage {
+    sockets: [SocketStorage::EMPTY; SOCKETS],
+    rx: [[0; BUFFER]; SOCKETS],
+    tx: [[0; BUFFER]; SOCKETS],
+}));
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The stack's memory, once (`None` after the first call).
+pub fn storage() -> Option<&'static mut Storage> {
+    if TAKEN.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    // SAFETY: TAKEN makes this the only reference ever handed out.
+    Some(unsafe { &mut *STORAGE.0.get() })
+}
+
+/// Counters of the stack, for the logs.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Stats {
+    /// smoltcp polls.
+    pub polls: u32,
+    /// Polls started because a timer of smoltcp was due (nothing else).
+    pub timer_polls: u32,
+    /// Connections accepted.
+    pub accepted: u32,
+    /// Backlog sockets dropped because their connection failed before
+    /// `accept`.
+    pub backlog_dropped: u32,
+}
+
+struct Inner {
+    iface: Interface,
+    dev: Enet,
+    sockets: SocketSet<'static>,
+    handles: [SocketHandle; SOCKETS],
+    roles: [Role; SOCKETS],
+    listeners: [Listener; LISTENERS],
+    /// A socket call left work for the stack: poll before sleeping.
+    dirty: bool,
+    /// smoltcp's next timer, in µs of its clock (`None`: none).
+    next_at: Option<i64>,
+    stats: Stats,
+}
+
+/// The TCP/IP stack: smoltcp on the Ethernet controller, its sockets
+/// numbered as sources of [`NET_READY`]. Used from thread mode only (the
+/// interrupt handlers touch only [`NET_READY`]).
+pub struct Net {
+    inner: RefCell<Inner>,
+}
+
+fn stamp(t: Duration) -> Instant {
+    Instant::from_micros(i64::try_from(t.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn now() -> Instant {
+    stamp(crate::now())
+}
+
+fn socket_fd(i: usize) -> RawFd {
+    FIRST_SOCKET + i as RawFd
+}
+
+/// The pool index of socket `fd` (`0..SOCKETS`), for per-connection state
+/// kept in arrays.
+pub fn socket_index(fd: RawFd) -> Option<usize> {
+    usize::try_from(fd.checked_sub(FIRST_SOCKET)?)
+        .ok()
+        .filter(|&i| i < SOCKETS)
+}
+
+fn listener_index(fd: RawFd) -> Option<usize> {
+    usize::try_from(fd.checked_sub(FIRST_LISTENER)?)
+        .ok()
+        .filter(|&i| i < LISTENERS)
+}
+
+/// Established and not yet accepted: what a listener reports as `READ`.
+fn acceptable(s: &tcp::Socket<'_>) -> bool {
+    matches!(s.state(), State::Established | State::CloseWait)
+}
+
+/// What a connection is ready for (see the module's documentation).
+fn conn_ready(s: &tcp::Socket<'_>) -> Events {
+    let mut ready = Events::empty();
+    if s.can_recv() || !s.may_recv() {
+        ready |= Events::READ;
+    }
+    if s.can_send() || !s.may_send() {
+        ready |= Events::WRITE;
+    }
+    ready
+}
+
+fn publish(fd: RawFd, ready: Events) {
+    NET_READY.set(fd, ready);
+    NET_READY.clear(fd, (Events::READ | Events::WRITE) - ready);
+}
+
+impl Inner {
+    fn socket(&mut self, i: usize) -> &mut tcp::Socket<'static> {
+        self.sockets
+            .get_mut::<tcp::Socket<'static>>(self.handles[i])
+    }
+
+    /// Brings the pool and the readiness up to date after the stack moved:
+    /// closed sockets go back to the pool, failed backlog sockets listen
+    /// again, listeners are topped up to their backlog, and every source's
+    /// readiness is published.
+    fn refresh(&mut self) {
+        for i in 0..SOCKETS {
+            let role = self.roles[i];
+            let state = self.socket(i).state();
+            match role {
+                Role::Closing if matches!(state, State::Closed | State::TimeWait) => {
+                    self.roles[i] = Role::Free;
+                }
+                Role::Backlog(l) if state == State::Closed => {
+                    // Reset or timed out before `accept`: listen again.
+                    let port = self.listeners[usize::from(l)].port;
+                    self.stats.backlog_dropped += 1;
+                    let _ = self.socket(i).listen(port);
+                }
+                Role::Conn => {
+                    let ready = conn_ready(self.socket(i));
+                    publish(socket_fd(i), ready);
+                }
+                _ => {}
+            }
+        }
+        for l in 0..LISTENERS {
+            if self.listeners[l].backlog == 0 {
+                continue;
+            }
+            self.top_up(l);
+            let mut ready = Events::empty();
+            for i in 0..SOCKETS {
+                if self.roles[i] == Role::Backlog(l as u8) && acceptable(self.socket(i)) {
+                    ready = Events::READ;
+                }
+            }
+            publish(FIRST_LISTENER + l as RawFd, ready);
+        }
+    }
+
+    /// Gives listener `l` free sockets until it has its backlog.
+    fn top_up(&mut self, l: usize) {
+        let Listener { port, backlog } = self.listeners[l];
+        let mut have = self
+            .roles
+            .iter()
+            .filter(|&&r| r == Role::Backlog(l as u8))
+            .count();
+        for i in 0..SOCKETS {
+            if have >= usize::from(backlog) {
+                break;
+            }
+            if self.roles[i] == Role::Free && self.socket(i).listen(port).is_ok() {
+                self.roles[i] = Role::Backlog(l as u8);
+                have += 1;
+            }
+        }
+    }
+
+    fn poll(&mut self, at: Instant) {
+        let Inner {
+            iface,
+            dev,
+            sockets,
+            ..
+        } = self;
+        iface.poll(at, dev, sockets);
+        self.next_at = self
+            .iface
+            .poll_at(at, &self.sockets)
+            .map(|t| t.total_micros());
+        self.dirty = false;
+        self.stats.polls += 1;
+        self.refresh();
+    }
+
+    fn conn(&mut self, fd: RawFd) -> Result<usize, Error> {
+        match socket_index(fd) {
+            Some(i) if self.roles[i] == Role::Conn => Ok(i),
+            _ => Err(Error::BadFd),
+        }
+    }
+}
+
+impl Net {
+    /// The stack on `dev` (MAC `mac`) with the address `ip`/`prefix` and a
+    /// default route through `gateway`, its sockets in `storage`.
+    pub fn new(
+        storage: &'static mut Storage,
+        mut dev: Enet,
+        mac: [u8; 6],
+        ip: (Ipv4Address, u8),
+        gateway: Ipv4Address,
+    ) -> Self {
+        let config = Config::new(EthernetAddress(mac).into());
+        let mut iface = Interface::new(config, &mut dev, now());
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(IpCidr::new(ip.0.into(), ip.1));
+        });
+        let _ = iface.routes_mut().add_default_ipv4_route(gateway);
+        let Storage { sockets, rx, tx } = storage;
+        let mut set = SocketSet::new(&mut sockets[..]);
+        let mut handles = [None; SOCKETS];
+        for ((h, rx), tx) in handles.iter_mut().zip(rx.iter_mut()).zip(tx.iter_mut()) {
+            let s = tcp::Socket::new(
+                tcp::SocketBuffer::new(&mut rx[..]),
+                tcp::SocketBuffer::new(&mut tx[..]),
+            );
+            *h = Some(set.add(s));
+        }
+        let handles = handles.map(|h| match h {
+            Some(h) => h,
+            // `add` into a set with room for all SOCKETS never fails.
+            None => unreachable!(),
+        });
+        Self {
+            inner: RefCell::new(Inner {
+                iface,
+                dev,
+                sockets: set,
+                handles,
+                roles: [Role::Free; SOCKETS],
+                listeners: [Listener {
+                    port: 0,
+                    backlog: 0,
+                }; LISTENERS],
+                dirty: true,
+                next_at: None,
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    /// A [`Platform`] that runs this stack while `select` waits.
+    pub fn platform(&self) -> NetPlatform<'_> {
+        NetPlatform { net: self }
+    }
+
+    /// Listens on `port` with a backlog of `backlog` sockets taken from the
+    /// pool now (fewer if the pool has fewer free; at least one). Returns
+    /// the listener's number.
+    pub fn listen(&self, port: u16, backlog: usize) -> Result<RawFd, Error> {
+        let inner = &mut *self.inner.borrow_mut();
+        if backlog == 0 || port == 0 {
+            return Err(Error::NoBuffers);
+        }
+        let l = inner
+            .listeners
+            .iter()
+            .position(|l| l.backlog == 0)
+            .ok_or(Error::NoBuffers)?;
+        if !inner.roles.contains(&Role::Free) {
+            return Err(Error::NoBuffers);
+        }
+        inner.listeners[l] = Listener {
+            port,
+            backlog: backlog.min(SOCKETS) as u8,
+        };
+        inner.top_up(l);
+        inner.dirty = true;
+        Ok(FIRST_LISTENER + l as RawFd)
+    }
+
+    /// Accepts a connection waiting on `listener`: returns its number and
+    /// the peer's address, or [`Error::WouldBlock`]. The listener gets a
+    /// free socket in its place, if the pool has one.
+    pub fn accept(&self, listener: RawFd) -> Result<(RawFd, IpEndpoint), Error> {
+        let inner = &mut *self.inner.borrow_mut();
+        let l = listener_index(listener)
+            .filter(|&l| inner.listeners[l].backlog > 0)
+            .ok_or(Error::BadFd)?;
+        let found = (0..SOCKETS)
+            .find(|&i| inner.roles[i] == Role::Backlog(l as u8) && acceptable(inner.socket(i)));
+        let Some(i) = found else {
+            publish(listener, Events::empty());
+            return Err(Error::WouldBlock);
+        };
+        inner.roles[i] = Role::Conn;
+        inner.stats.accepted += 1;
+        let peer = inner
+            .socket(i)
+            .remote_endpoint()
+            .unwrap_or(IpEndpoint::new(Ipv4Address::UNSPECIFIED.into(), 0));
+        inner.refresh();
+        Ok((socket_fd(i), peer))
+    }
+
+    /// Reads what connection `fd` has received into `buf`: `Ok(n > 0)`,
+    /// `Ok(0)` at end of file (the peer closed, all read), or the error.
+    pub fn recv(&self, fd: RawFd, buf: &mut [u8]) -> Result<usize, Error> {
+        let inner = &mut *self.inner.borrow_mut();
+        let i = inner.conn(fd)?;
+        let s = inner.socket(i);
+        let r = match s.recv_slice(buf) {
+            Ok(0) if !buf.is_empty() => Err(Error::WouldBlock),
+            Ok(n) => Ok(n),
+            Err(RecvError::Finished) => Ok(0),
+            Err(RecvError::InvalidState) => Err(Error::Reset),
+        };
+        let ready = conn_ready(s);
+        publish(fd, ready);
+        inner.dirty = true;
+        r
+    }
+
+    /// Queues as much of `data` as connection `fd`'s transmit buffer takes:
+    /// `Ok(n > 0)`, [`Error::WouldBlock`] when it is full, or the error.
+    pub fn send(&self, fd: RawFd, data: &[u8]) -> Result<usize, Error> {
+        let inner = &mut *self.inner.borrow_mut();
+        let i = inner.conn(fd)?;
+        let s = inner.socket(i);
+        let r = if !s.may_send() {
+            if s.state() == State::Closed {
+                Err(Error::Reset)
+            } else {
+                Err(Error::BrokenPipe)
+            }
+        } else {
+            match s.send_slice(data) {
+                Ok(0) if !data.is_empty() => Err(Error::WouldBlock),
+                Ok(n) => Ok(n),
+                Err(_) => Err(Error::BrokenPipe),
+            }
+        };
+        let ready = conn_ready(s);
+        publish(fd, ready);
+        inner.dirty = true;
+        r
+    }
+
+    /// The peer of connection `fd`.
+    pub fn peer(&self, fd: RawFd) -> Option<IpEndpoint> {
+        let inner = &mut *self.inner.borrow_mut();
+        let i = inner.conn(fd).ok()?;
+        inner.socket(i).remote_endpoint()
+    }
+
+    /// Closes connection `fd` (a FIN after what is queued; the socket
+    /// returns to the pool once closed), or listener `fd` (its backlog
+    /// sockets return to the pool; waiting connections are reset).
+    pub fn close(&self, fd: RawFd) -> Result<(), Error> {
+        let inner = &mut *self.inner.borrow_mut();
+        if let Some(l) = listener_index(fd).filter(|&l| inner.listeners[l].backlog > 0) {
+            for i in 0..SOCKETS {
+                if inner.roles[i] == Role::Backlog(l as u8) {
+                    inner.socket(i).abort();
+                    inner.roles[i] = Role::Closing;
+                }
+            }
+            inner.listeners[l].backlog = 0;
+        } else {
+            let i = inner.conn(fd)?;
+            let s = inner.socket(i);
+            s.close();
+            // A peer that stops answering does not hold the socket forever.
+            s.set_timeout(Some(smoltcp::time::Duration::from_secs(5)));
+            inner.roles[i] = Role::Closing;
+        }
+        publish(fd, Events::empty());
+        inner.dirty = true;
+        Ok(())
+    }
+
+    /// Runs the stack now: received frames, queued data, due timers.
+    pub fn poll(&self) {
+        self.inner.borrow_mut().poll(now());
+    }
+
+    /// Counters of the stack and of the driver.
+    pub fn stats(&self) -> (Stats, crate::board::enet::Stats) {
+        let inner = self.inner.borrow();
+        (inner.stats, inner.dev.stats)
+    }
+
+    /// Polls when there is work: a frame waits, a socket call left work, or
+    /// smoltcp's next timer is due. Returns that timer.
+    fn service(&self, now_t: Duration) -> Option<Duration> {
+        let inner = &mut *self.inner.borrow_mut();
+        let at = stamp(now_t);
+        let due = inner.next_at.is_some_and(|t| t <= at.total_micros());
+        let nic = NET_READY.get(NIC).contains(Events::READ);
+        if nic || inner.dirty || due {
+            if due && !nic && !inner.dirty {
+                inner.stats.timer_polls += 1;
+            }
+            inner.poll(at);
+        }
+        inner
+            .next_at
+            .map(|t| Duration::from_micros(u64::try_from(t).unwrap_or(0)))
+    }
+}
+
+/// The waiting [`Platform`] of a [`Selector`] over these sockets: before
+/// each sleep it runs the stack if there is work (see [`Net`]), and it
+/// sleeps no later than smoltcp's next timer, through the machine's
+/// [`Idle`](crate::Idle) (masked check, `wfi`). The NIC's readiness is part
+/// of the masked check, so a frame arriving after the stack ran ends the
+/// sleep at once.
+pub struct NetPlatform<'n> {
+    net: &'n Net,
+}
+
+impl Platform for NetPlatform<'_> {
+    fn now(&self) -> Option<Duration> {
+        Some(crate::now())
+    }
+
+    fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+        let timer = self.net.service(crate::now());
+        let deadline = match (deadline, timer) {
+            (Some(d), Some(t)) => Some(d.min(t)),
+            (d, t) => d.or(t),
+        };
+        let due = timer.is_some_and(|t| t <= crate::now());
+        crate::Idle.sleep(deadline, || {
+            woken() || due || NET_READY.get(NIC).contains(Events::READ)
+        });
+    }
+}
+
+/// The stack, once, in a `static` (its `Interface` and counters; the
+/// buffers are in [`Storage`]).
+pub struct NetCell(UnsafeCell<MaybeUninit<Net>>, AtomicBool);
+// SAFETY: initialised once (guarded by the flag), then only shared.
+unsafe impl Sync for NetCell {}
+
+impl NetCell {
+    /// Empty.
+    pub const fn new() -> Self {
+        Self(
+            UnsafeCell::new(MaybeUninit::uninit()),
+            AtomicBool::new(false),
+        )
+    }
+
+    /// Puts `net` in; `None` if it was done before.
+    pub fn init(&'static self, net: Net) -> Option<&'static Net> {
+        if self.1.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // SAFETY: the flag makes this the only write; the value is
+        // initialised before the shared reference is made.
+        Some(unsafe { (*self.0.get()).write(net) })
+    }
+}
+
+impl Default for NetCell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
