@@ -1,75 +1,198 @@
 #!/usr/bin/env bash
-# Size figures of demos/firmware/README.md: .text and static RAM
-# (.data + .bss + .uninit) of `loop-ioselect` (a small event loop written with
-# ioselect) and `loop-hand` (the same loop by hand), for the three machines,
-# from the release builds in target/. The selector itself lives on main's
-# stack: its size_of comes from the program's own log (run under QEMU).
-# Prints a Markdown table. Run by ci.sh after the builds.
+# The size and cost tables of demos/firmware/README.md and README.md, from the
+# release builds in target/ (ci.sh builds them first):
 #
-#   ./sizes.sh            print the table
-#   ./sizes.sh --write    put it (with the compiler's version) between the
-#                         `sizes:` markers of demos/firmware/README.md and README.md
-#   ./sizes.sh --check    fail when a committed table differs from this build's
-#                         (only when the compiler is the one recorded; otherwise
-#                         say so and pass: the figures belong to that compiler)
+# 1. `sizes`: .text, .rodata and static RAM (.data + .bss + .uninit) of
+#    `loop-ioselect` (a small event loop written with ioselect) and
+#    `loop-hand` (the same loop by hand), on the three machines; the selector
+#    itself lives on main's stack: its size_of comes from the program's log.
+# 2. `net costs`: the TCP echo written with ioselect (`net-echo`) against the
+#    same echo as a hand-rolled smoltcp poll loop (`net-hand`), lm3s6965evb:
+#    flash (.text + .rodata), static RAM, peak stack (painted, from the
+#    program's log) and instructions per echoed message: each program runs
+#    under QEMU with `-icount shift=0` (1 ns of the machine's clock per
+#    instruction while it runs) on the user-mode network (restrict=on,
+#    127.0.0.1), net_bench.py sends 200 and then 2200 messages of 64 bytes,
+#    one at a time, each on its own connection; the firmware logs its busy
+#    time (outside its sleeps) per connection; the difference of the two
+#    connections over 2000 messages cancels the connection's own costs;
+#    the median of three runs (the count moves with the host's timing: an
+#    ACK apart from or together with the next segment, a tick more or less),
+#    and the largest peak stack of the three.
+#
+# .rodata is stable across clone folders: panic locations are off
+# (-Z location-detail=none in .cargo/config.toml), so no source path is in it.
+#
+#   ./sizes.sh            print the tables
+#   ./sizes.sh --write    put them (with the compiler's version) between their
+#                         markers in demos/firmware/README.md and README.md
+#   ./sizes.sh --check    fail when a committed table differs from this
+#                         build's: sizes exactly; peak stack and instructions
+#                         per message (measured against the host's timing)
+#                         within 15%. Only under the compiler recorded;
+#                         otherwise say so and pass.
 set -euo pipefail
 cd "$(dirname "$0")"
 run=host/target/release/qemu-run
 mode=${1:-}
+
+# size ELF SIZE-TOOL -> "text rodata ram"
+sections() {
+  "$2" -A "$1" | awk '
+    $1 == ".text" { t = $2 } $1 == ".rodata" { r = $2 }
+    $1 == ".data" || $1 == ".bss" || $1 == ".uninit" { d += $2 }
+    END { print t + 0, r + 0, d + 0 }'
+}
+
+loops_table() {
+  printf '| machine (target) | loop | .text | .rodata | .text + .rodata | static RAM | selector (stack) |\n'
+  printf '|---|---|---:|---:|---:|---:|---:|\n'
+  for m in lm3s6965evb:thumbv7m-none-eabi:arm-none-eabi-size \
+           microbit:thumbv6m-none-eabi:arm-none-eabi-size \
+           virt:riscv32imac-unknown-none-elf:riscv64-unknown-elf-size; do
+    IFS=: read -r machine target size <<<"$m"
+    declare -A flash=() ram=() text=() ro=()
+    for loop in loop-hand loop-ioselect; do
+      elf=target/$target/release/$loop
+      read -r t r d <<<"$(sections "$elf" "$size")"
+      sel=-
+      if [ "$loop" = loop-ioselect ]; then
+        sel=$(timeout 30 "$run" --machine "$machine" "$elf" | sed -n 's/.*selector \([0-9]*\) B.*/\1 B/p')
+        [ -n "$sel" ] || { echo "sizes.sh: no selector size from $elf" >&2; exit 1; }
+      fi
+      text[$loop]=$t ro[$loop]=$r flash[$loop]=$((t + r)) ram[$loop]=$d
+      printf '| %s (`%s`) | `%s` | %s | %s | %s | %s | %s |\n' "$machine" "$target" "$loop" \
+        "$t" "$r" "$((t + r))" "$d" "$sel"
+    done
+    printf '| | difference | %+d | %+d | %+d | %+d | |\n' \
+      $(( text[loop-ioselect] - text[loop-hand] )) $(( ro[loop-ioselect] - ro[loop-hand] )) \
+      $(( flash[loop-ioselect] - flash[loop-hand] )) $(( ram[loop-ioselect] - ram[loop-hand] ))
+    unset text ro flash ram
+  done
+}
+
+# measure ELF -> "stack instructions-per-message"
+measure() {
+  local elf=$1 port log pid
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  log=$(mktemp)
+  setsid "$run" --machine lm3s6965evb --nic "$port" --icount-shift 0 --timeout 300 "$elf" >"$log" 2>&1 &
+  pid=$!
+  if ! timeout 300 python3 net_bench.py "$port" 200 2200 >/dev/null; then
+    kill -- -"$pid" 2>/dev/null || true; cat "$log" >&2; rm -f "$log"
+    echo "sizes.sh: net_bench.py failed against $elf" >&2; exit 1
+  fi
+  kill -- -"$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  python3 - "$log" <<'PY'
+import re, sys
+rows = [re.search(r'(\d+) reads, busy (\d+) ns, stack peak (\d+) B', l) for l in open(sys.argv[1])]
+rows = [(int(m.group(1)), int(m.group(2)), int(m.group(3))) for m in rows if m]
+short = [r for r in rows if r[0] == 200]
+long_ = [r for r in rows if r[0] == 2200]
+if not short or not long_:
+    sys.exit('sizes.sh: no busy figures in the log')
+(n0, b0, _), (n1, b1, s1) = short[-1], long_[-1]
+print(s1, round((b1 - b0) / (n1 - n0)))
+PY
+  rm -f "$log"
+}
+
+net_table() {
+  local t r d s i
+  declare -A flash=() ram=() stack=() insn=()
+  for b in net-echo net-hand; do
+    elf=target/thumbv7m-none-eabi/release/$b
+    read -r t r d <<<"$(sections "$elf" arm-none-eabi-size)"
+    # The median of three runs: the count moves with the host's timing
+    # (an ACK apart or together with the next segment, a tick more or less).
+    local runs=() stacks=()
+    for _ in 1 2 3; do
+      read -r s i <<<"$(measure "$elf")"
+      runs+=("$i") stacks+=("$s")
+    done
+    i=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p)
+    s=$(printf '%s\n' "${stacks[@]}" | sort -n | sed -n 3p)
+    flash[$b]=$((t + r)) ram[$b]=$d stack[$b]=$s insn[$b]=$i
+  done
+  printf '| lm3s6965evb (`thumbv7m-none-eabi`) | flash (.text + .rodata) | static RAM | peak stack | instructions per echoed message |\n'
+  printf '|---|---:|---:|---:|---:|\n'
+  printf '| (a) `net-echo`: ioselect, selectable smoltcp sockets | %s | %s | %s | %s |\n' \
+    "${flash[net-echo]}" "${ram[net-echo]}" "${stack[net-echo]}" "${insn[net-echo]}"
+  printf '| (b) `net-hand`: hand-rolled smoltcp poll loop | %s | %s | %s | %s |\n' \
+    "${flash[net-hand]}" "${ram[net-hand]}" "${stack[net-hand]}" "${insn[net-hand]}"
+  printf '| (a) against (b) | %+d | %+d | %+d | %s× |\n' \
+    $(( flash[net-echo] - flash[net-hand] )) $(( ram[net-echo] - ram[net-hand] )) \
+    $(( stack[net-echo] - stack[net-hand] )) \
+    "$(python3 -c "print('%.3f' % (${insn[net-echo]} / ${insn[net-hand]}))")"
+  printf '| (c) embassy-net with embassy-executor | not built: see below | | | |\n'
+}
+
 if [ -n "$mode" ]; then
-  table=$(./sizes.sh)
-  rustc_v=$(RUSTC=/usr/bin/rustc /usr/bin/rustc --version)
-  block=$(printf '<!-- sizes: generated by demos/firmware/sizes.sh --write (%s); do not edit -->\n%s\n<!-- end sizes -->' "$rustc_v" "$table")
+  rustc_v=$(/usr/bin/rustc --version)
+  loops=$(loops_table)
+  net=$(net_table)
   status=0
   for f in README.md ../../README.md; do
-    BLOCK="$block" MODE="$mode" RUSTC_V="$rustc_v" python3 - "$f" <<'PY' || status=1
+    LOOPS="$loops" NET="$net" MODE="$mode" RUSTC_V="$rustc_v" python3 - "$f" <<'PY' || status=1
 import os, re, sys
 path = sys.argv[1]
 text = open(path).read()
-pat = re.compile(r"<!-- sizes: generated by demos/firmware/sizes.sh --write \((.*?)\); do not edit -->\n.*?<!-- end sizes -->", re.S)
-m = pat.search(text)
-if not m:
-    sys.exit(f"sizes.sh: no sizes markers in {path}")
-new = pat.sub(lambda _: os.environ["BLOCK"], text, count=1)
-if os.environ["MODE"] == "--write":
-    open(path, "w").write(new)
-    print(f"sizes.sh: wrote {path}")
-elif new != text:
-    if m.group(1) != os.environ["RUSTC_V"]:
-        print(f"sizes.sh: {path} holds figures of {m.group(1)}, this is {os.environ['RUSTC_V']}: not compared")
+mode, rustc_v = os.environ['MODE'], os.environ['RUSTC_V']
+blocks = {'sizes': os.environ['LOOPS'], 'net costs': os.environ['NET']}
+MEASURED = {'net costs': (3, 4)}  # columns measured against the host's timing
+
+def cells(table):
+    return [[c.strip() for c in row.strip('|').split('|')] for row in table.splitlines()]
+
+failed = False
+new = text
+for name, table in blocks.items():
+    pat = re.compile(r'<!-- %s: generated by demos/firmware/sizes.sh --write \((.*?)\); do not edit -->\n(.*?)\n<!-- end %s -->'
+                     % (re.escape(name), re.escape(name)), re.S)
+    m = pat.search(new)
+    if not m:
+        sys.exit(f'sizes.sh: no {name} markers in {path}')
+    block = f'<!-- {name}: generated by demos/firmware/sizes.sh --write ({rustc_v}); do not edit -->\n{table}\n<!-- end {name} -->'
+    if mode == '--write':
+        new = new[:m.start()] + block + new[m.end():]
+        continue
+    if m.group(1) != rustc_v:
+        print(f'sizes.sh: {path}: the {name} table holds figures of {m.group(1)}, this is {rustc_v}: not compared')
+        continue
+    old_cells, new_cells = cells(m.group(2)), cells(table)
+    same = len(old_cells) == len(new_cells)
+    for o, n in zip(old_cells, new_cells):
+        if len(o) != len(n):
+            same = False
+            break
+        for j, (a, b) in enumerate(zip(o, n)):
+            if a == b:
+                continue
+            if j in MEASURED.get(name, ()) and a.replace('×', '') and b.replace('×', ''):
+                try:
+                    x, y = float(a.rstrip('×')), float(b.rstrip('×'))
+                except ValueError:
+                    same = False
+                    continue
+                if abs(x - y) <= 0.15 * abs(x):
+                    continue
+                print(f'sizes.sh: {path}: {name}: {a} now {b} (more than 15% apart)')
+            same = False
+    if not same:
+        print(f'sizes.sh: the {name} table in {path} differs from this build\'s:\n{table}')
+        failed = True
     else:
-        sys.exit(f"sizes.sh: the size table in {path} differs from this build's; run ./sizes.sh --write")
-else:
-    print(f"sizes.sh: {path} matches this build")
+        print(f'sizes.sh: {path}: the {name} table matches this build')
+if mode == '--write':
+    open(path, 'w').write(new)
+    print(f'sizes.sh: wrote {path}')
+if failed:
+    sys.exit(1)
 PY
   done
   exit $status
 fi
-# No .rodata column: it holds the build's source paths (panic locations), so
-# it changes with the folder the repository is cloned into.
-printf '| machine (target) | loop | .text | static RAM | selector (stack) |\n'
-printf '|---|---|---:|---:|---:|\n'
-for m in lm3s6965evb:thumbv7m-none-eabi:arm-none-eabi-size \
-         microbit:thumbv6m-none-eabi:arm-none-eabi-size \
-         virt:riscv32imac-unknown-none-elf:riscv64-unknown-elf-size; do
-  IFS=: read -r machine target size <<<"$m"
-  declare -A text=() ram=()
-  for loop in loop-hand loop-ioselect; do
-    elf=target/$target/release/$loop
-    read -r t _ d <<<"$("$size" -A "$elf" | awk '
-      $1 == ".text" { t = $2 } $1 == ".rodata" { r = $2 }
-      $1 == ".data" || $1 == ".bss" || $1 == ".uninit" { d += $2 }
-      END { print t + 0, r + 0, d + 0 }')"
-    sel=-
-    if [ "$loop" = loop-ioselect ]; then
-      sel=$(timeout 30 "$run" --machine "$machine" "$elf" | sed -n 's/.*selector \([0-9]*\) B.*/\1 B/p')
-      [ -n "$sel" ] || { echo "sizes.sh: no selector size from $elf" >&2; exit 1; }
-    fi
-    text[$loop]=$t ram[$loop]=$d
-    printf '| %s (`%s`) | `%s` | %s | %s | %s |\n' "$machine" "$target" "$loop" \
-      "$(printf "%'d" "$t")" "$(printf "%'d" "$d")" "$sel"
-  done
-  printf '| | difference | %+d | %+d | |\n' \
-    $(( text[loop-ioselect] - text[loop-hand] )) $(( ram[loop-ioselect] - ram[loop-hand] ))
-  unset text ram
-done
+loops_table
+echo
+net_table

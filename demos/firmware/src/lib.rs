@@ -23,7 +23,10 @@ mod board;
 
 #[cfg(machine = "lm3s6965evb")]
 pub mod net;
-pub use board::{CLOCK_WRAPS, MACHINE, init, interrupts_enabled, now, pend_soft, skip_clock_to};
+pub use board::{
+    CLOCK_WRAPS, MACHINE, init, interrupts_enabled, now, now_micros, now_nanos, pend_soft,
+    skip_clock_to,
+};
 #[cfg(machine = "lm3s6965evb")]
 pub use board::{enet, uart};
 
@@ -119,6 +122,124 @@ impl Platform for Careless {
     fn sleep(&mut self, _deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
         count_sleep();
         board::careless_wait(woken);
+    }
+}
+
+/// Busy time: the time spent outside [`metered`] sleeps. Under QEMU's
+/// `-icount shift=0` one instruction takes 1 ns of the machine's clock while
+/// it runs (idle time follows the host's clock), so busy nanoseconds count
+/// instructions: the cost figures of the network programs.
+pub mod meter {
+    use core::cell::Cell;
+
+    /// Nanoseconds asleep (only the thread touches it).
+    static ASLEEP: critical_section::Mutex<Cell<u64>> = critical_section::Mutex::new(Cell::new(0));
+
+    /// Runs `sleep` (a platform's sleep), counting its time as asleep.
+    pub fn metered<R>(sleep: impl FnOnce() -> R) -> R {
+        let start = crate::now_nanos();
+        let r = sleep();
+        let slept = crate::now_nanos() - start;
+        critical_section::with(|cs| {
+            let asleep = ASLEEP.borrow(cs);
+            asleep.set(asleep.get() + slept);
+            let n = SLEEPS.borrow(cs);
+            n.set(n.get() + 1);
+        });
+        r
+    }
+
+    /// Sleeps counted by [`metered`].
+    static SLEEPS: critical_section::Mutex<Cell<u32>> = critical_section::Mutex::new(Cell::new(0));
+
+    /// Sleeps so far through [`metered`].
+    pub fn sleeps() -> u32 {
+        critical_section::with(|cs| SLEEPS.borrow(cs).get())
+    }
+
+    /// Time since `init` spent outside [`metered`] sleeps, in ns (under
+    /// `-icount shift=0`: instructions).
+    pub fn busy_ns() -> u64 {
+        let asleep = critical_section::with(|cs| ASLEEP.borrow(cs).get());
+        crate::now_nanos() - asleep
+    }
+}
+
+/// The peak of the main stack, by painting: [`paint`](stack::paint) fills
+/// the free stack with a pattern at the start of `main`; [`peak`](stack::peak)
+/// finds the lowest word no longer holding it.
+#[cfg(target_arch = "arm")]
+pub mod stack {
+    const PAINT: u32 = 0x5ca1_ab1e;
+
+    unsafe extern "C" {
+        // cortex-m-rt's link.x: the stack's top and the lowest address it
+        // may grow to (the end of .bss/.uninit).
+        static _stack_start: u32;
+        static _stack_end: u32;
+    }
+
+    fn bounds() -> (usize, usize) {
+        (
+            core::ptr::addr_of!(_stack_end) as usize,
+            core::ptr::addr_of!(_stack_start) as usize,
+        )
+    }
+
+    /// Paints the stack below the current frame (less 256 bytes of margin).
+    pub fn paint() {
+        let (low, _) = bounds();
+        let sp = cortex_m::register::msp::read() as usize - 256;
+        let mut p = low;
+        while p < sp {
+            // SAFETY: between the end of the static data and below the live
+            // stack (with a margin): memory nothing else uses yet.
+            unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+            p += 4;
+        }
+    }
+
+    /// The most stack used since [`paint`], in bytes.
+    pub fn peak() -> usize {
+        let (low, high) = bounds();
+        let mut p = low;
+        // SAFETY: reads of RAM between the static data and the stack's top.
+        while p < high && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+            p += 4;
+        }
+        high - p
+    }
+}
+
+/// A `static` handed out once as `&'static mut` (big state kept out of the
+/// stack, so that the stack figures show the stack).
+pub struct Once<T>(UnsafeCell<T>, core::sync::atomic::AtomicBool);
+
+// SAFETY: the value is handed out once (the flag), to one owner.
+unsafe impl<T: Send> Sync for Once<T> {}
+
+impl<T> Once<T> {
+    /// Holds `value` (a constant: it is in the program's image or `.bss`).
+    pub const fn new(value: T) -> Self {
+        Self(
+            UnsafeCell::new(value),
+            core::sync::atomic::AtomicBool::new(false),
+        )
+    }
+
+    /// The value, the first time; `None` after.
+    pub fn take(&'static self) -> Option<&'static mut T> {
+        // A load and a store in a critical section: thumbv6m has no swap.
+        let taken = critical_section::with(|_| {
+            let taken = self.1.load(Ordering::Relaxed);
+            self.1.store(true, Ordering::Relaxed);
+            taken
+        });
+        if taken {
+            return None;
+        }
+        // SAFETY: the flag makes this the only reference ever handed out.
+        Some(unsafe { &mut *self.0.get() })
     }
 }
 

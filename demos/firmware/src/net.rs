@@ -129,6 +129,22 @@ pub struct Storage {
     tx: [[u8; BUFFER]; SOCKETS],
 }
 
+impl Storage {
+    /// The socket slots and the sockets' receive and transmit buffers, for
+    /// a program that drives smoltcp by hand (the cost comparison's
+    /// `net-hand`).
+    #[allow(clippy::type_complexity)]
+    pub fn parts(
+        &'static mut self,
+    ) -> (
+        &'static mut [SocketStorage<'static>; SOCKETS],
+        &'static mut [[u8; BUFFER]; SOCKETS],
+        &'static mut [[u8; BUFFER]; SOCKETS],
+    ) {
+        (&mut self.sockets, &mut self.rx, &mut self.tx)
+    }
+}
+
 struct StorageCell(UnsafeCell<Storage>);
 // SAFETY: handed out once, by `storage` (guarded by TAKEN).
 unsafe impl Sync for StorageCell {}
@@ -171,8 +187,13 @@ struct Inner {
     listeners: [Listener; LISTENERS],
     /// A socket call left work for the stack: poll before sleeping.
     dirty: bool,
-    /// smoltcp's next timer, in µs of its clock (`None`: none).
+    /// A socket came back to the pool, or was accepted: top the listeners
+    /// up at the next refresh.
+    short: bool,
+    /// smoltcp's next timer, in µs of its clock (`None`: none, or not
+    /// asked since the last poll: `timer_stale`).
     next_at: Option<i64>,
+    timer_stale: bool,
     stats: Stats,
 }
 
@@ -183,12 +204,12 @@ pub struct Net {
     inner: RefCell<Inner>,
 }
 
-fn stamp(t: Duration) -> Instant {
-    Instant::from_micros(i64::try_from(t.as_micros()).unwrap_or(i64::MAX))
+fn now() -> Instant {
+    stamp(crate::now_micros())
 }
 
-fn now() -> Instant {
-    stamp(crate::now())
+fn stamp(us: u64) -> Instant {
+    Instant::from_micros(i64::try_from(us).unwrap_or(i64::MAX))
 }
 
 fn socket_fd(i: usize) -> RawFd {
@@ -226,9 +247,13 @@ fn conn_ready(s: &tcp::Socket<'_>) -> Events {
     ready
 }
 
+/// Sets `fd`'s readiness to `ready` (stores only what changed).
 fn publish(fd: RawFd, ready: Events) {
-    NET_READY.set(fd, ready);
-    NET_READY.clear(fd, (Events::READ | Events::WRITE) - ready);
+    let have = NET_READY.get(fd);
+    if have != ready {
+        NET_READY.set(fd, ready - have);
+        NET_READY.clear(fd, have - ready);
+    }
 }
 
 impl Inner {
@@ -239,40 +264,51 @@ impl Inner {
 
     /// Brings the pool and the readiness up to date after the stack moved:
     /// closed sockets go back to the pool, failed backlog sockets listen
-    /// again, listeners are topped up to their backlog, and every source's
-    /// readiness is published.
+    /// again, listeners are topped up to their backlog when a socket came
+    /// free or was accepted, and every source's readiness is published.
     fn refresh(&mut self) {
+        let mut waiting = [false; LISTENERS];
         for i in 0..SOCKETS {
             let role = self.roles[i];
-            let state = self.socket(i).state();
+            if role == Role::Free {
+                continue;
+            }
+            let s = self
+                .sockets
+                .get_mut::<tcp::Socket<'static>>(self.handles[i]);
             match role {
-                Role::Closing if matches!(state, State::Closed | State::TimeWait) => {
-                    self.roles[i] = Role::Free;
+                Role::Conn => publish(socket_fd(i), conn_ready(s)),
+                Role::Backlog(l) => match s.state() {
+                    State::Established | State::CloseWait => waiting[usize::from(l)] = true,
+                    State::Closed => {
+                        // Reset or timed out before `accept`: listen again.
+                        let port = self.listeners[usize::from(l)].port;
+                        let _ = s.listen(port);
+                        self.stats.backlog_dropped += 1;
+                    }
+                    _ => {}
+                },
+                _ => {
+                    if matches!(s.state(), State::Closed | State::TimeWait) {
+                        self.roles[i] = Role::Free;
+                        self.short = true;
+                    }
                 }
-                Role::Backlog(l) if state == State::Closed => {
-                    // Reset or timed out before `accept`: listen again.
-                    let port = self.listeners[usize::from(l)].port;
-                    self.stats.backlog_dropped += 1;
-                    let _ = self.socket(i).listen(port);
-                }
-                Role::Conn => {
-                    let ready = conn_ready(self.socket(i));
-                    publish(socket_fd(i), ready);
-                }
-                _ => {}
             }
         }
-        for l in 0..LISTENERS {
+        let short = core::mem::take(&mut self.short);
+        for (l, waiting) in waiting.into_iter().enumerate() {
             if self.listeners[l].backlog == 0 {
                 continue;
             }
-            self.top_up(l);
-            let mut ready = Events::empty();
-            for i in 0..SOCKETS {
-                if self.roles[i] == Role::Backlog(l as u8) && acceptable(self.socket(i)) {
-                    ready = Events::READ;
-                }
+            if short {
+                self.top_up(l);
             }
+            let ready = if waiting {
+                Events::READ
+            } else {
+                Events::empty()
+            };
             publish(FIRST_LISTENER + l as RawFd, ready);
         }
     }
@@ -304,10 +340,10 @@ impl Inner {
             ..
         } = self;
         iface.poll(at, dev, sockets);
-        self.next_at = self
-            .iface
-            .poll_at(at, &self.sockets)
-            .map(|t| t.total_micros());
+        // smoltcp's next timer is asked for before the next sleep only
+        // (`poll_at` walks every socket: once per sleep, not per poll).
+        self.next_at = None;
+        self.timer_stale = true;
         self.dirty = false;
         self.stats.polls += 1;
         self.refresh();
@@ -364,7 +400,9 @@ impl Net {
                     backlog: 0,
                 }; LISTENERS],
                 dirty: true,
+                short: false,
                 next_at: None,
+                timer_stale: true,
                 stats: Stats::default(),
             }),
         }
@@ -416,6 +454,7 @@ impl Net {
         };
         inner.roles[i] = Role::Conn;
         inner.stats.accepted += 1;
+        inner.short = true;
         let peer = inner
             .socket(i)
             .remote_endpoint()
@@ -512,10 +551,10 @@ impl Net {
     }
 
     /// Polls when there is work: a frame waits, a socket call left work, or
-    /// smoltcp's next timer is due. Returns that timer.
-    fn service(&self, now_t: Duration) -> Option<Duration> {
+    /// smoltcp's next timer is due (`now`: µs).
+    fn service(&self, now: u64) {
         let inner = &mut *self.inner.borrow_mut();
-        let at = stamp(now_t);
+        let at = stamp(now);
         let due = inner.next_at.is_some_and(|t| t <= at.total_micros());
         let nic = NET_READY.get(NIC).contains(Events::READ);
         if nic || inner.dirty || due {
@@ -524,9 +563,19 @@ impl Net {
             }
             inner.poll(at);
         }
-        inner
-            .next_at
-            .map(|t| Duration::from_micros(u64::try_from(t).unwrap_or(0)))
+    }
+
+    /// smoltcp's next timer, in µs (asked for once after each poll).
+    fn timer(&self, now: u64) -> Option<u64> {
+        let inner = &mut *self.inner.borrow_mut();
+        if inner.timer_stale {
+            inner.next_at = inner
+                .iface
+                .poll_at(stamp(now), &inner.sockets)
+                .map(|t| t.total_micros());
+            inner.timer_stale = false;
+        }
+        inner.next_at.map(|t| u64::try_from(t).unwrap_or(0))
     }
 }
 
@@ -546,15 +595,25 @@ impl Platform for NetPlatform<'_> {
     }
 
     fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
-        let timer = self.net.service(crate::now());
-        let deadline = match (deadline, timer) {
+        let now = crate::now_micros();
+        self.net.service(now);
+        let timer = self.net.timer(now);
+        // Due already (smoltcp wants to be polled again at once): no sleep.
+        let due = timer.is_some_and(|t| t <= now);
+        let deadline = match (deadline, timer.map(Duration::from_micros)) {
             (Some(d), Some(t)) => Some(d.min(t)),
             (d, t) => d.or(t),
         };
-        let due = timer.is_some_and(|t| t <= crate::now());
-        crate::Idle.sleep(deadline, || {
-            woken() || due || NET_READY.get(NIC).contains(Events::READ)
+        crate::meter::metered(|| {
+            crate::Idle.sleep(deadline, || {
+                woken() || due || NET_READY.get(NIC).contains(Events::READ)
+            })
         });
+        // Woken by the NIC: run the stack now, so that the backend's next
+        // look sees what the frame made ready (not one empty pass first).
+        if NET_READY.get(NIC).contains(Events::READ) {
+            self.net.service(crate::now_micros());
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! qemu-run --machine lm3s6965evb|microbit|virt [--expect FILE [--bless]]
-//!          [--log FILE] [--echo] [--nic PORT] [--no-icount] [--timeout SECS] ELF
+//!          [--log FILE] [--echo] [--nic PORT] [--no-icount] [--icount-shift N]
+//!          [--timeout SECS] ELF
 //! ```
 //!
 //! - QEMU's semihosting stdout carries the firmware's defmt frames; they are
@@ -23,7 +24,10 @@
 //!   exactly that one break among its receive errors.
 //! - `--nic PORT` (lm3s6965evb): QEMU's user-mode network, confined to the
 //!   guest (`restrict=on`), with 127.0.0.1:PORT forwarded to the guest's
-//!   port 10000 (`net-echo.sh`). `--timeout 0`: no timeout.
+//!   port 10000 (`net-echo.sh`). `--timeout 0`: no timeout. With `--nic`,
+//!   `-icount` keeps `sleep=on` (idle time follows the host's clock);
+//!   `--icount-shift N` sets its shift (default 3; 0: 1 ns per
+//!   instruction, the cost figures).
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -45,13 +49,14 @@ struct Args {
     echo: bool,
     nic: Option<u16>,
     icount: bool,
+    shift: u32,
     timeout: Duration,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: qemu-run --machine lm3s6965evb|microbit|virt [--expect FILE [--bless]] \
-         [--log FILE] [--echo] [--nic PORT] [--no-icount] [--timeout SECS] ELF"
+         [--log FILE] [--echo] [--nic PORT] [--no-icount] [--icount-shift N] [--timeout SECS] ELF"
     );
     std::process::exit(2)
 }
@@ -60,6 +65,7 @@ fn parse() -> Args {
     let mut it = env::args().skip(1);
     let (mut machine, mut elf, mut expect, mut log) = (None, None, None, None);
     let mut nic = None;
+    let mut shift = 3;
     let (mut bless, mut echo, mut icount, mut timeout) = (false, false, true, 60);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -76,6 +82,12 @@ fn parse() -> Args {
                 )
             }
             "--no-icount" => icount = false,
+            "--icount-shift" => {
+                shift = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             "--timeout" => {
                 timeout = it
                     .next()
@@ -99,6 +111,7 @@ fn parse() -> Args {
         echo,
         nic,
         icount,
+        shift,
         timeout: Duration::from_secs(timeout),
     }
 }
@@ -129,8 +142,12 @@ fn qemu(args: &Args, serial: Option<&str>) -> Command {
         "-semihosting-config",
         "enable=on,target=native",
     ]);
-    if args.icount {
-        cmd.args(["-icount", "shift=3,sleep=off"]);
+    if args.icount && args.nic.is_some() {
+        // With a network the host's clock paces the idle time (sleep=on);
+        // running, each instruction is 2^shift ns of the machine's clock.
+        cmd.args(["-icount", &format!("shift={}", args.shift)]);
+    } else if args.icount {
+        cmd.args(["-icount", &format!("shift={},sleep=off", args.shift)]);
     }
     match serial {
         // telnet=on: QEMU turns `IAC BRK` into a break on the UART.

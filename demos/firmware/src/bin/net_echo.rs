@@ -42,6 +42,9 @@ struct Conn {
     start: usize,
     end: usize,
     received: u32,
+    reads: u32,
+    /// Busy time at `accept`, ns (see `fw::meter`).
+    busy_at: u64,
 }
 
 /// The connections, by pool index; `logged`: a callback logged a line
@@ -77,13 +80,9 @@ fn accept(sel: &mut Sel<'_>, net: &Net, fd: RawFd, _mask: Events, conns: &mut Co
         "accept(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
         a[0], a[1], a[2], a[3], port
     );
-    *conns.get(conn) = Conn {
-        peer,
-        buf: [0; 1024],
-        start: 0,
-        end: 0,
-        received: 0,
-    };
+    let c = conns.get(conn);
+    (c.peer, c.start, c.end, c.received, c.reads) = (peer, 0, 0, 0, 0);
+    c.busy_at = fw::meter::busy_ns();
     if sel.register(conn, Events::READ, Handler(read)).is_err() {
         panic!("register");
     }
@@ -99,6 +98,14 @@ fn close(sel: &mut Sel<'_>, net: &Net, fd: RawFd, c: &Conn) {
     }
     if c.received > VERBOSE {
         info!("    closed after {=u32} bytes echoed", c.received);
+        info!(
+            "    {=u32} reads, busy {=u64} ns, stack peak {=usize} B, {=u32} sleeps, {=u32} polls [measured]",
+            c.reads,
+            fw::meter::busy_ns() - c.busy_at,
+            fw::stack::peak(),
+            fw::meter::sleeps(),
+            net.stats().0.polls
+        );
     }
 }
 
@@ -146,6 +153,7 @@ fn read(sel: &mut Sel<'_>, net: &Net, fd: RawFd, mask: Events, conns: &mut Conns
         }
     };
     c.received += n as u32;
+    c.reads += 1;
     if verbose {
         match core::str::from_utf8(&c.buf[..n]) {
             Ok(text) => info!("    received b'{=str}'", text),
@@ -169,11 +177,27 @@ fn read(sel: &mut Sel<'_>, net: &Net, fd: RawFd, mask: Events, conns: &mut Conns
 }
 
 static NET: NetCell = NetCell::new();
+/// The connections' state, out of the stack.
+static CONNS: fw::Once<Conns> = fw::Once::new(Conns {
+    conns: [Conn {
+        peer: IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
+        buf: [0; 1024],
+        start: 0,
+        end: 0,
+        received: 0,
+        reads: 0,
+        busy_at: 0,
+    }; SOCKETS],
+    logged: true,
+});
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
+    fw::stack::paint();
     fw::init();
-    let (dev, mac) = Enet::init();
+    let Some((dev, mac)) = Enet::init() else {
+        panic!("Ethernet taken")
+    };
     let Some(storage) = net::storage() else {
         panic!("storage taken")
     };
@@ -186,15 +210,8 @@ fn main() -> ! {
         &net::NET_READY,
         net.platform(),
     ));
-    let mut conns = Conns {
-        conns: [Conn {
-            peer: IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
-            buf: [0; 1024],
-            start: 0,
-            end: 0,
-            received: 0,
-        }; SOCKETS],
-        logged: true,
+    let Some(conns) = CONNS.take() else {
+        panic!("connections taken")
     };
     let o = ip.octets();
     info!(
@@ -223,7 +240,7 @@ fn main() -> ! {
         }
         while let Some((key, mask)) = sel.next_ready() {
             let (fd, Handler(callback)) = (key.fd(), *key.data());
-            callback(&mut sel, net, fd, mask, &mut conns);
+            callback(&mut sel, net, fd, mask, conns);
         }
     }
 }

@@ -91,19 +91,20 @@ pub fn init() {
     unsafe { cortex_m::interrupt::enable() };
 }
 
-/// The largest time `now` returned.
-static LAST: critical_section::Mutex<Cell<Duration>> =
-    critical_section::Mutex::new(Cell::new(Duration::ZERO));
+/// The largest time `now` returned: (ms, ns within the ms).
+static LAST: critical_section::Mutex<Cell<(u64, u32)>> =
+    critical_section::Mutex::new(Cell::new((0, 0)));
 
-/// Monotonic time since `init`: ticks plus the part of the current tick.
+/// Monotonic time since `init`: (ms, ns within the ms), ticks plus the part
+/// of the current tick.
 ///
 /// QEMU computes SysTick's current value from its clock, and may show the
 /// counter reloaded shortly before it marks the tick pending; the time read
-/// then would go back by a tick. So `now` never returns less than it
-/// returned before (it stands still for that moment instead). Computed in
-/// `Duration`s, not in a `u64` of nanoseconds (which would wrap after 584
-/// years): the clock runs as far as the tick count does.
-pub fn now() -> Duration {
+/// then would go back by a tick. So the clock never returns less than it
+/// returned before (it stands still for that moment instead). Kept as
+/// milliseconds and nanoseconds, not a `u64` of nanoseconds (which would
+/// wrap after 584 years), without 64-bit division.
+fn now_parts() -> (u64, u32) {
     critical_section::with(|cs| {
         let ms = ticks();
         let val = SYST::get_current();
@@ -123,13 +124,34 @@ pub fn now() -> Duration {
         } else {
             (ms, PER_MS - 1 - val)
         };
-        let t = Duration::from_millis(ms)
-            + Duration::from_nanos(u64::from(cycles) * 1_000_000_000 / u64::from(HZ));
+        // cycles < PER_MS <= 16,000: cycles * 10^4 fits a u32; HZ is a
+        // multiple of 10^5 (12.5 MHz, 16 MHz).
+        let t = (ms, cycles * 10_000 / (HZ / 100_000));
         let last = LAST.borrow(cs);
         let t = t.max(last.get());
         last.set(t);
         t
     })
+}
+
+/// Monotonic time since `init` (see [`now_parts`]).
+pub fn now() -> Duration {
+    let (ms, ns) = now_parts();
+    Duration::from_millis(ms) + Duration::from_nanos(u64::from(ns))
+}
+
+/// Nanoseconds since `init` in a `u64`, for the cost meter only: it wraps
+/// after 584 years (the clock itself, [`now`], does not).
+pub fn now_nanos() -> u64 {
+    let (ms, ns) = now_parts();
+    ms * 1_000_000 + u64::from(ns)
+}
+
+/// Monotonic time since `init` in microseconds, the cheap way (no 64-bit
+/// division): the network stack's clock. Wraps after 584,942 years.
+pub fn now_micros() -> u64 {
+    let (ms, ns) = now_parts();
+    ms * 1000 + u64::from(ns / 1000)
 }
 
 /// Moves the clock forward to `t` (whole milliseconds), for the tests of
@@ -140,6 +162,8 @@ pub fn skip_clock_to(t: Duration) {
         if ms > ticks() && ms < 1 << 63 {
             set_ticks(ms, cs);
         }
+        // Within the millisecond the clock said last: the part of the
+        // tick is not moved.
     });
 }
 

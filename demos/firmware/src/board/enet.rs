@@ -90,10 +90,18 @@ pub struct Stats {
     pub tx_busy: u32,
 }
 
-/// The Ethernet controller, with one receive and one transmit buffer.
+/// The frame buffers, in `.bss`; handed out once, by [`Enet::init`].
+struct Buffers(core::cell::UnsafeCell<[[u32; BUF / 4]; 2]>);
+// SAFETY: handed out once (guarded by TAKEN).
+unsafe impl Sync for Buffers {}
+static BUFFERS: Buffers = Buffers(core::cell::UnsafeCell::new([[0; BUF / 4]; 2]));
+static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The Ethernet controller, with one receive and one transmit buffer
+/// (static: the driver itself is a few words).
 pub struct Enet {
-    rx: [u32; BUF / 4],
-    tx: [u32; BUF / 4],
+    rx: &'static mut [u32; BUF / 4],
+    tx: &'static mut [u32; BUF / 4],
     /// Counters.
     pub stats: Stats,
 }
@@ -110,7 +118,13 @@ impl Enet {
     /// Resets the FIFOs, enables receive and transmit (padding, FCS added by
     /// the hardware) and the receive interrupt. Returns the controller and
     /// its MAC address (QEMU's: `52:54:00:12:34:56` unless set otherwise).
-    pub fn init() -> (Self, [u8; 6]) {
+    /// `None` after the first call (one controller, one set of buffers).
+    pub fn init() -> Option<(Self, [u8; 6])> {
+        if TAKEN.swap(true, core::sync::atomic::Ordering::AcqRel) {
+            return None;
+        }
+        // SAFETY: TAKEN makes this the only reference ever handed out.
+        let [rx, tx] = unsafe { &mut *BUFFERS.0.get() };
         write(IM, 0);
         write(RCTL, RCTL_RSTFIFO);
         write(RCTL, RCTL_RXEN);
@@ -122,11 +136,11 @@ impl Enet {
         // SAFETY: the handler (`on_interrupt`) is ready.
         unsafe { cortex_m::peripheral::NVIC::unmask(Irq) };
         let enet = Self {
-            rx: [0; BUF / 4],
-            tx: [0; BUF / 4],
+            rx,
+            tx,
             stats: Stats::default(),
         };
-        (enet, mac)
+        Some((enet, mac))
     }
 
     /// Reads the next frame from the FIFO into the receive buffer; returns
@@ -232,9 +246,9 @@ impl Device for Enet {
             }
             let len = self.read_frame();
             if len > 0 {
-                let rx = RxToken { buf: &self.rx, len };
+                let rx = RxToken { buf: self.rx, len };
                 let tx = TxToken {
-                    buf: &mut self.tx,
+                    buf: self.tx,
                     sent: &mut self.stats.tx,
                 };
                 return Some((rx, tx));
@@ -248,7 +262,7 @@ impl Device for Enet {
             return None;
         }
         Some(TxToken {
-            buf: &mut self.tx,
+            buf: self.tx,
             sent: &mut self.stats.tx,
         })
     }

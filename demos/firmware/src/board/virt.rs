@@ -83,6 +83,18 @@ pub const CLOCK_WRAPS: [(&str, Duration); 2] = [
     ),
 ];
 
+/// Nanoseconds since reset in a `u64`, for the cost meter only (wraps
+/// after 584 years).
+pub fn now_nanos() -> u64 {
+    mtime() * 100
+}
+
+/// Monotonic time since reset in microseconds (the network stack's clock
+/// on the machines that have one; here for the same API).
+pub fn now_micros() -> u64 {
+    mtime() / 10
+}
+
 /// Moves the clock forward to `t` (`mtime` is writable on QEMU's CLINT), for
 /// the tests of the clock's wraps, and the 1 ms tick with it. Never back:
 /// an earlier `t` is ignored.

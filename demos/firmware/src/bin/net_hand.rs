@@ -1,0 +1,222 @@
+//! The cost comparison's baseline: the same TCP echo as `net-echo`, written
+//! as smoltcp's own examples are, a hand-rolled poll loop: poll the
+//! interface, walk the sockets, sleep until the NIC's interrupt or smoltcp's
+//! `poll_delay`. Same driver, same socket pool and buffers, the same
+//! per-connection buffer and back-pressure (a connection whose echo waits
+//! is not read), the same masked check-then-`wfi` sleep; every socket
+//! listens on the port (smoltcp's way: no accept). No selector. It logs the
+//! seed's lines as `net-echo` does (`accept`, `read`, `received`, `closing`,
+//! `waiting for I/O` while a connection's first bytes come), so that the two
+//! differ only in how they wait and dispatch.
+#![no_std]
+#![no_main]
+
+#[cfg(not(machine = "lm3s6965evb"))]
+compile_error!("net-hand: lm3s6965evb only (its Ethernet controller)");
+
+use defmt::info;
+use ioselect_firmware::net::{self, NET_READY, NIC, SOCKETS};
+use ioselect_firmware::{self as fw, Events, Idle, Platform, enet::Enet};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+
+const PORT: u16 = 10000;
+/// Bytes per connection whose reads are logged line by line (as in
+/// `net-echo`).
+const VERBOSE: u32 = 64;
+static POLLS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+#[derive(Clone, Copy)]
+struct Conn {
+    open: bool,
+    peer: IpEndpoint,
+    buf: [u8; 1024],
+    start: usize,
+    end: usize,
+    received: u32,
+    reads: u32,
+    busy_at: u64,
+}
+
+/// The connections' state, out of the stack (as `net-echo` keeps it).
+static CONNS: fw::Once<[Conn; SOCKETS]> = fw::Once::new([CLOSED; SOCKETS]);
+
+const CLOSED: Conn = Conn {
+    open: false,
+    peer: IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
+    buf: [0; 1024],
+    start: 0,
+    end: 0,
+    received: 0,
+    reads: 0,
+    busy_at: 0,
+};
+
+fn now() -> Instant {
+    Instant::from_micros(i64::try_from(fw::now_micros()).unwrap_or(i64::MAX))
+}
+
+fn show(peer: IpEndpoint) -> ([u8; 4], u16) {
+    let IpAddress::Ipv4(a) = peer.addr;
+    (a.octets(), peer.port)
+}
+
+fn closed(c: &mut Conn) {
+    if c.open && c.received > VERBOSE {
+        c.open = false;
+        info!("    closed after {=u32} bytes echoed", c.received);
+        info!(
+            "    {=u32} reads, busy {=u64} ns, stack peak {=usize} B, {=u32} sleeps, {=u32} polls [measured]",
+            c.reads,
+            fw::meter::busy_ns() - c.busy_at,
+            fw::stack::peak(),
+            fw::meter::sleeps(),
+            POLLS.load(core::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    (c.start, c.end, c.received, c.reads) = (0, 0, 0, 0);
+}
+
+/// One socket's turn: accept, echo, close on end of file. Returns whether
+/// it logged a line.
+fn serve(s: &mut tcp::Socket<'_>, c: &mut Conn) -> bool {
+    if !s.is_open() {
+        closed(c);
+        c.open = false;
+        let _ = s.listen(PORT);
+        return false;
+    }
+    let mut logged = false;
+    if !c.open {
+        if !matches!(s.state(), State::Established | State::CloseWait) {
+            return false;
+        }
+        c.open = true;
+        c.peer = s.remote_endpoint().unwrap_or(IpEndpoint::new(
+            IpAddress::Ipv4(Ipv4Address::UNSPECIFIED),
+            0,
+        ));
+        c.busy_at = fw::meter::busy_ns();
+        let (a, port) = show(c.peer);
+        info!(
+            "accept(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
+            a[0], a[1], a[2], a[3], port
+        );
+        logged = true;
+    }
+    if c.start < c.end {
+        if let Ok(n) = s.send_slice(&c.buf[c.start..c.end]) {
+            c.start += n;
+        }
+        if c.start < c.end {
+            return logged;
+        }
+    }
+    if s.can_recv() || (!s.may_recv() && s.state() == State::CloseWait) {
+        let verbose = c.received < VERBOSE;
+        if verbose {
+            let (a, port) = show(c.peer);
+            info!(
+                "read(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
+                a[0], a[1], a[2], a[3], port
+            );
+            logged = true;
+        }
+        match s.recv_slice(&mut c.buf) {
+            Ok(n) if n > 0 => {
+                c.received += n as u32;
+                c.reads += 1;
+                if verbose {
+                    match core::str::from_utf8(&c.buf[..n]) {
+                        Ok(text) => info!("    received b'{=str}'", text),
+                        Err(_) => info!("    received {=usize} bytes", n),
+                    }
+                }
+                let sent = s.send_slice(&c.buf[..n]).unwrap_or(0);
+                (c.start, c.end) = (sent, n);
+            }
+            _ => {
+                info!("    closing");
+                logged = true;
+                s.close();
+            }
+        }
+    }
+    logged
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    fw::stack::paint();
+    fw::init();
+    let Some((mut dev, mac)) = Enet::init() else {
+        panic!("Ethernet taken")
+    };
+    let Some(storage) = net::storage() else {
+        panic!("storage taken")
+    };
+    let (slots, rx, tx) = storage.parts();
+    let mut iface = Interface::new(Config::new(EthernetAddress(mac).into()), &mut dev, now());
+    let ip = Ipv4Address::new(10, 0, 2, 15);
+    iface.update_ip_addrs(|a| {
+        let _ = a.push(IpCidr::new(ip.into(), 24));
+    });
+    let _ = iface
+        .routes_mut()
+        .add_default_ipv4_route(Ipv4Address::new(10, 0, 2, 2));
+    let mut set = SocketSet::new(&mut slots[..]);
+    let mut handles: [Option<SocketHandle>; SOCKETS] = [None; SOCKETS];
+    for ((h, rx), tx) in handles.iter_mut().zip(rx.iter_mut()).zip(tx.iter_mut()) {
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(&mut rx[..]),
+            tcp::SocketBuffer::new(&mut tx[..]),
+        );
+        let _ = s.listen(PORT);
+        *h = Some(set.add(s));
+    }
+    let Some(conns) = CONNS.take() else {
+        panic!("connections taken")
+    };
+    let o = ip.octets();
+    info!(
+        "starting up on {=u8}.{=u8}.{=u8}.{=u8} port {=u16}",
+        o[0], o[1], o[2], o[3], PORT
+    );
+    info!(
+        "    {=usize} sockets, {=usize} B buffers each way (hand-rolled poll loop)",
+        SOCKETS,
+        net::BUFFER
+    );
+    let mut logged = true;
+    loop {
+        if logged {
+            info!("waiting for I/O");
+            logged = false;
+        }
+        let t = now();
+        iface.poll(t, &mut dev, &mut set);
+        POLLS.store(
+            POLLS.load(core::sync::atomic::Ordering::Relaxed) + 1,
+            core::sync::atomic::Ordering::Relaxed,
+        );
+        for (h, c) in handles.iter().zip(conns.iter_mut()) {
+            if let Some(h) = *h {
+                logged |= serve(set.get_mut::<tcp::Socket<'_>>(h), c);
+            }
+        }
+        let t = now();
+        match iface.poll_delay(t, &set) {
+            Some(d) if d.total_micros() == 0 => {}
+            delay => {
+                let deadline = delay.map(|d| {
+                    core::time::Duration::from_micros(fw::now_micros() + d.total_micros())
+                });
+                fw::meter::metered(|| {
+                    Idle.sleep(deadline, || NET_READY.get(NIC).contains(Events::READ))
+                });
+            }
+        }
+    }
+}
