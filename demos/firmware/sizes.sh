@@ -28,8 +28,10 @@
 #                         markers in demos/firmware/README.md and README.md
 #   ./sizes.sh --check    fail when a committed table differs from this
 #                         build's: sizes exactly; peak stack and instructions
-#                         per message (measured against the host's timing)
-#                         within 15%. Only under the compiler recorded;
+#                         per message of (a) and (b) (measured against the
+#                         host's timing; runs were seen 14% apart) within
+#                         25%, the line comparing them not at all (it
+#                         follows from them). Only under the compiler recorded;
 #                         otherwise say so and pass.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -125,7 +127,7 @@ net_table() {
     $(( flash[net-echo] - flash[net-hand] )) $(( ram[net-echo] - ram[net-hand] )) \
     $(( stack[net-echo] - stack[net-hand] )) \
     "$(python3 -c "print('%.3f' % (${insn[net-echo]} / ${insn[net-hand]}))")"
-  printf '| (c) embassy-net with embassy-executor | not built: see below | | | |\n'
+  printf '| (c) embassy-net with embassy-executor | not built (see the text) | | | |\n'
 }
 
 if [ -n "$mode" ]; then
@@ -169,15 +171,17 @@ for name, table in blocks.items():
         for j, (a, b) in enumerate(zip(o, n)):
             if a == b:
                 continue
-            if j in MEASURED.get(name, ()) and a.replace('×', '') and b.replace('×', ''):
+            if j in MEASURED.get(name, ()) and o[0].startswith('(a) against'):
+                continue  # follows from the two rows above it
+            if j in MEASURED.get(name, ()) and a and b:
                 try:
-                    x, y = float(a.rstrip('×')), float(b.rstrip('×'))
+                    x, y = float(a), float(b)
                 except ValueError:
                     same = False
                     continue
-                if abs(x - y) <= 0.15 * abs(x):
+                if abs(x - y) <= 0.25 * abs(x):
                     continue
-                print(f'sizes.sh: {path}: {name}: {a} now {b} (more than 15% apart)')
+                print(f'sizes.sh: {path}: {name}: {a} now {b} (more than 25% apart)')
             same = False
     if not same:
         print(f'sizes.sh: the {name} table in {path} differs from this build\'s:\n{table}')

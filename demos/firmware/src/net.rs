@@ -84,6 +84,92 @@ pub static NET_READY: SoftReadiness<SOURCES> = SoftReadiness::new();
 pub type Selector<'n, T> =
     ioselect_core::Selector<SoftBackend<'static, SOURCES, NetPlatform<'n>>, T, SOURCES>;
 
+/// smoltcp's interface on `dev` (MAC `mac`) with the address `ip`/`prefix`
+/// and a default route through `gateway`.
+pub fn interface(
+    dev: &mut Enet,
+    mac: [u8; 6],
+    ip: (Ipv4Address, u8),
+    gateway: Ipv4Address,
+) -> Interface {
+    let mut iface = Interface::new(Config::new(EthernetAddress(mac).into()), dev, now());
+    iface.update_ip_addrs(|addrs| {
+        let _ = addrs.push(IpCidr::new(ip.0.into(), ip.1));
+    });
+    let _ = iface.routes_mut().add_default_ipv4_route(gateway);
+    iface
+}
+
+/// The seed's log lines, written once for both echo programs (`net-echo`
+/// and the cost comparison's `net-hand`), so that they log alike.
+pub mod seed_log {
+    use defmt::info;
+    use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+
+    fn parts(peer: IpEndpoint) -> ([u8; 4], u16) {
+        let IpAddress::Ipv4(a) = peer.addr;
+        (a.octets(), peer.port)
+    }
+
+    /// `starting up on ADDRESS port PORT`, then the stack's figures.
+    pub fn starting(ip: Ipv4Address, port: u16, how: &str) {
+        let o = ip.octets();
+        info!(
+            "starting up on {=u8}.{=u8}.{=u8}.{=u8} port {=u16}",
+            o[0], o[1], o[2], o[3], port
+        );
+        info!(
+            "    {=usize} sockets, {=usize} B buffers each way{=str}",
+            super::SOCKETS,
+            super::BUFFER,
+            how
+        );
+    }
+
+    /// `accept(('ADDRESS', PORT))`.
+    pub fn accept(peer: IpEndpoint) {
+        let (a, port) = parts(peer);
+        info!(
+            "accept(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
+            a[0], a[1], a[2], a[3], port
+        );
+    }
+
+    /// `read(('ADDRESS', PORT))`.
+    pub fn read(peer: IpEndpoint) {
+        let (a, port) = parts(peer);
+        info!(
+            "read(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
+            a[0], a[1], a[2], a[3], port
+        );
+    }
+
+    /// `    received b'...'` (or the count, for bytes that are not text).
+    pub fn received(data: &[u8]) {
+        match core::str::from_utf8(data) {
+            Ok(text) => info!("    received b'{=str}'", text),
+            Err(_) => info!("    received {=usize} bytes", data.len()),
+        }
+    }
+
+    /// The sum-up of a longer connection and the cost figures (`busy_at`:
+    /// the busy time when it was accepted; `polls`: smoltcp polls so far).
+    pub fn closed(received: u32, reads: u32, busy_at: u64, polls: u32) {
+        info!("    closed after {=u32} bytes echoed", received);
+        info!(
+            "    {=u32} reads, busy {=u64} ns, stack peak {=usize} B, {=u32} sleeps, {=u32} polls [measured]",
+            reads,
+            crate::meter::busy_ns() - busy_at,
+            crate::stack::peak(),
+            crate::meter::sleeps(),
+            polls
+        );
+    }
+
+    /// An unspecified peer, for state not yet connected.
+    pub const NOBODY: IpEndpoint = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0);
+}
+
 /// What a socket call can fail with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
 pub enum Error {
@@ -367,12 +453,7 @@ impl Net {
         ip: (Ipv4Address, u8),
         gateway: Ipv4Address,
     ) -> Self {
-        let config = Config::new(EthernetAddress(mac).into());
-        let mut iface = Interface::new(config, &mut dev, now());
-        iface.update_ip_addrs(|addrs| {
-            let _ = addrs.push(IpCidr::new(ip.0.into(), ip.1));
-        });
-        let _ = iface.routes_mut().add_default_ipv4_route(gateway);
+        let iface = interface(&mut dev, mac, ip, gateway);
         let Storage { sockets, rx, tx } = storage;
         let mut set = SocketSet::new(&mut sockets[..]);
         let mut handles = [None; SOCKETS];

@@ -19,9 +19,9 @@
 compile_error!("net-echo: lm3s6965evb only (its Ethernet controller)");
 
 use defmt::{info, warn};
-use ioselect_firmware::net::{self, Error, Net, NetCell, SOCKETS};
+use ioselect_firmware::net::{self, Error, Net, NetCell, SOCKETS, seed_log};
 use ioselect_firmware::{self as fw, Events, RawFd, enet::Enet};
-use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+use smoltcp::wire::{IpEndpoint, Ipv4Address};
 
 /// The port the seed listens on.
 const PORT: u16 = 10000;
@@ -63,23 +63,14 @@ impl Conns {
     }
 }
 
-fn show(peer: IpEndpoint) -> ([u8; 4], u16) {
-    let IpAddress::Ipv4(a) = peer.addr;
-    (a.octets(), peer.port)
-}
-
 fn accept(sel: &mut Sel<'_>, net: &Net, fd: RawFd, _mask: Events, conns: &mut Conns) {
     let (conn, peer) = match net.accept(fd) {
         Ok(c) => c,
         Err(Error::WouldBlock) => return,
         Err(e) => defmt::panic!("accept: {}", e),
     };
-    let (a, port) = show(peer);
     conns.logged = true;
-    info!(
-        "accept(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
-        a[0], a[1], a[2], a[3], port
-    );
+    seed_log::accept(peer);
     let c = conns.get(conn);
     (c.peer, c.start, c.end, c.received, c.reads) = (peer, 0, 0, 0, 0);
     c.busy_at = fw::meter::busy_ns();
@@ -97,15 +88,7 @@ fn close(sel: &mut Sel<'_>, net: &Net, fd: RawFd, c: &Conn) {
         panic!("close");
     }
     if c.received > VERBOSE {
-        info!("    closed after {=u32} bytes echoed", c.received);
-        info!(
-            "    {=u32} reads, busy {=u64} ns, stack peak {=usize} B, {=u32} sleeps, {=u32} polls [measured]",
-            c.reads,
-            fw::meter::busy_ns() - c.busy_at,
-            fw::stack::peak(),
-            fw::meter::sleeps(),
-            net.stats().0.polls
-        );
+        seed_log::closed(c.received, c.reads, c.busy_at, net.stats().0.polls);
     }
 }
 
@@ -133,11 +116,7 @@ fn read(sel: &mut Sel<'_>, net: &Net, fd: RawFd, mask: Events, conns: &mut Conns
     let verbose = c.received < VERBOSE;
     *logged |= verbose;
     if verbose {
-        let (a, port) = show(c.peer);
-        info!(
-            "read(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
-            a[0], a[1], a[2], a[3], port
-        );
+        seed_log::read(c.peer);
     }
     let n = match net.recv(fd, &mut c.buf) {
         Ok(0) => {
@@ -155,10 +134,7 @@ fn read(sel: &mut Sel<'_>, net: &Net, fd: RawFd, mask: Events, conns: &mut Conns
     c.received += n as u32;
     c.reads += 1;
     if verbose {
-        match core::str::from_utf8(&c.buf[..n]) {
-            Ok(text) => info!("    received b'{=str}'", text),
-            Err(_) => info!("    received {=usize} bytes", n),
-        }
+        seed_log::received(&c.buf[..n]);
     }
     let sent = match net.send(fd, &c.buf[..n]) {
         Ok(s) => s,
@@ -180,7 +156,7 @@ static NET: NetCell = NetCell::new();
 /// The connections' state, out of the stack.
 static CONNS: fw::Once<Conns> = fw::Once::new(Conns {
     conns: [Conn {
-        peer: IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
+        peer: seed_log::NOBODY,
         buf: [0; 1024],
         start: 0,
         end: 0,
@@ -213,16 +189,7 @@ fn main() -> ! {
     let Some(conns) = CONNS.take() else {
         panic!("connections taken")
     };
-    let o = ip.octets();
-    info!(
-        "starting up on {=u8}.{=u8}.{=u8}.{=u8} port {=u16}",
-        o[0], o[1], o[2], o[3], PORT
-    );
-    info!(
-        "    {=usize} sockets, {=usize} B buffers each way",
-        SOCKETS,
-        net::BUFFER
-    );
+    seed_log::starting(ip, PORT, "");
     let server = match net.listen(PORT, 5) {
         Ok(fd) => fd,
         Err(e) => defmt::panic!("listen: {}", e),

@@ -15,12 +15,12 @@
 compile_error!("net-hand: lm3s6965evb only (its Ethernet controller)");
 
 use defmt::info;
-use ioselect_firmware::net::{self, NET_READY, NIC, SOCKETS};
+use ioselect_firmware::net::{self, NET_READY, NIC, SOCKETS, seed_log};
 use ioselect_firmware::{self as fw, Events, Idle, Platform, enet::Enet};
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+use smoltcp::wire::{IpEndpoint, Ipv4Address};
 
 const PORT: u16 = 10000;
 /// Bytes per connection whose reads are logged line by line (as in
@@ -45,7 +45,7 @@ static CONNS: fw::Once<[Conn; SOCKETS]> = fw::Once::new([CLOSED; SOCKETS]);
 
 const CLOSED: Conn = Conn {
     open: false,
-    peer: IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
+    peer: seed_log::NOBODY,
     buf: [0; 1024],
     start: 0,
     end: 0,
@@ -58,22 +58,13 @@ fn now() -> Instant {
     Instant::from_micros(i64::try_from(fw::now_micros()).unwrap_or(i64::MAX))
 }
 
-fn show(peer: IpEndpoint) -> ([u8; 4], u16) {
-    let IpAddress::Ipv4(a) = peer.addr;
-    (a.octets(), peer.port)
-}
-
 fn closed(c: &mut Conn) {
     if c.open && c.received > VERBOSE {
-        c.open = false;
-        info!("    closed after {=u32} bytes echoed", c.received);
-        info!(
-            "    {=u32} reads, busy {=u64} ns, stack peak {=usize} B, {=u32} sleeps, {=u32} polls [measured]",
+        seed_log::closed(
+            c.received,
             c.reads,
-            fw::meter::busy_ns() - c.busy_at,
-            fw::stack::peak(),
-            fw::meter::sleeps(),
-            POLLS.load(core::sync::atomic::Ordering::Relaxed)
+            c.busy_at,
+            POLLS.load(core::sync::atomic::Ordering::Relaxed),
         );
     }
     (c.start, c.end, c.received, c.reads) = (0, 0, 0, 0);
@@ -94,16 +85,9 @@ fn serve(s: &mut tcp::Socket<'_>, c: &mut Conn) -> bool {
             return false;
         }
         c.open = true;
-        c.peer = s.remote_endpoint().unwrap_or(IpEndpoint::new(
-            IpAddress::Ipv4(Ipv4Address::UNSPECIFIED),
-            0,
-        ));
+        c.peer = s.remote_endpoint().unwrap_or(seed_log::NOBODY);
         c.busy_at = fw::meter::busy_ns();
-        let (a, port) = show(c.peer);
-        info!(
-            "accept(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
-            a[0], a[1], a[2], a[3], port
-        );
+        seed_log::accept(c.peer);
         logged = true;
     }
     if c.start < c.end {
@@ -117,11 +101,7 @@ fn serve(s: &mut tcp::Socket<'_>, c: &mut Conn) -> bool {
     if s.can_recv() || (!s.may_recv() && s.state() == State::CloseWait) {
         let verbose = c.received < VERBOSE;
         if verbose {
-            let (a, port) = show(c.peer);
-            info!(
-                "read(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
-                a[0], a[1], a[2], a[3], port
-            );
+            seed_log::read(c.peer);
             logged = true;
         }
         match s.recv_slice(&mut c.buf) {
@@ -129,10 +109,7 @@ fn serve(s: &mut tcp::Socket<'_>, c: &mut Conn) -> bool {
                 c.received += n as u32;
                 c.reads += 1;
                 if verbose {
-                    match core::str::from_utf8(&c.buf[..n]) {
-                        Ok(text) => info!("    received b'{=str}'", text),
-                        Err(_) => info!("    received {=usize} bytes", n),
-                    }
+                    seed_log::received(&c.buf[..n]);
                 }
                 let sent = s.send_slice(&c.buf[..n]).unwrap_or(0);
                 (c.start, c.end) = (sent, n);
@@ -158,14 +135,8 @@ fn main() -> ! {
         panic!("storage taken")
     };
     let (slots, rx, tx) = storage.parts();
-    let mut iface = Interface::new(Config::new(EthernetAddress(mac).into()), &mut dev, now());
     let ip = Ipv4Address::new(10, 0, 2, 15);
-    iface.update_ip_addrs(|a| {
-        let _ = a.push(IpCidr::new(ip.into(), 24));
-    });
-    let _ = iface
-        .routes_mut()
-        .add_default_ipv4_route(Ipv4Address::new(10, 0, 2, 2));
+    let mut iface = net::interface(&mut dev, mac, (ip, 24), Ipv4Address::new(10, 0, 2, 2));
     let mut set = SocketSet::new(&mut slots[..]);
     let mut handles: [Option<SocketHandle>; SOCKETS] = [None; SOCKETS];
     for ((h, rx), tx) in handles.iter_mut().zip(rx.iter_mut()).zip(tx.iter_mut()) {
@@ -179,16 +150,7 @@ fn main() -> ! {
     let Some(conns) = CONNS.take() else {
         panic!("connections taken")
     };
-    let o = ip.octets();
-    info!(
-        "starting up on {=u8}.{=u8}.{=u8}.{=u8} port {=u16}",
-        o[0], o[1], o[2], o[3], PORT
-    );
-    info!(
-        "    {=usize} sockets, {=usize} B buffers each way (hand-rolled poll loop)",
-        SOCKETS,
-        net::BUFFER
-    );
+    seed_log::starting(ip, PORT, " (hand-rolled poll loop)");
     let mut logged = true;
     loop {
         if logged {

@@ -19,6 +19,26 @@ pub const MACHINE: &str = "microbit";
 #[cfg(machine = "lm3s6965evb")]
 pub mod enet;
 
+/// lm3s6965evb's interrupts this firmware enables.
+#[cfg(machine = "lm3s6965evb")]
+#[derive(Clone, Copy)]
+pub(crate) enum Irq {
+    Uart0,
+    Ethernet,
+}
+
+// SAFETY: the numbers are the LM3S6965's (data sheet, interrupt table):
+// UART0 is 5, the Ethernet controller 42.
+#[cfg(machine = "lm3s6965evb")]
+unsafe impl cortex_m::interrupt::InterruptNumber for Irq {
+    fn number(self) -> u16 {
+        match self {
+            Irq::Uart0 => uart::IRQ as u16,
+            Irq::Ethernet => enet::IRQ as u16,
+        }
+    }
+}
+
 /// Processor clock, Hz. lm3s6965evb: QEMU derives it from RCC's SYSDIV
 /// (reset value 15: 200 MHz / 16). microbit: nRF51's fixed 16 MHz.
 #[cfg(machine = "lm3s6965evb")]
@@ -348,16 +368,7 @@ pub mod uart {
         write(CTL, (1 << 9) | (1 << 8) | 1); // RXE, TXE, UARTEN
         write(IM, INT_RX | INT_RT);
         // SAFETY: the handler is ready.
-        unsafe { cortex_m::peripheral::NVIC::unmask(Irq) };
-    }
-
-    #[derive(Clone, Copy)]
-    struct Irq;
-    // SAFETY: IRQ 5 is UART0 on the LM3S6965.
-    unsafe impl cortex_m::interrupt::InterruptNumber for Irq {
-        fn number(self) -> u16 {
-            IRQ as u16
-        }
+        unsafe { cortex_m::peripheral::NVIC::unmask(super::Irq::Uart0) };
     }
 
     pub(crate) fn on_interrupt() {

@@ -68,15 +68,6 @@ fn write(reg: usize, value: u32) {
     unsafe { write_volatile(reg as *mut u32, value) }
 }
 
-#[derive(Clone, Copy)]
-struct Irq;
-// SAFETY: IRQ 42 is the Ethernet controller on the LM3S6965.
-unsafe impl cortex_m::interrupt::InterruptNumber for Irq {
-    fn number(self) -> u16 {
-        IRQ as u16
-    }
-}
-
 /// Counters of the driver, for the logs.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Stats {
@@ -134,7 +125,7 @@ impl Enet {
         let mac = [a[0], a[1], a[2], a[3], b[0], b[1]];
         write(IM, INT_RX);
         // SAFETY: the handler (`on_interrupt`) is ready.
-        unsafe { cortex_m::peripheral::NVIC::unmask(Irq) };
+        unsafe { cortex_m::peripheral::NVIC::unmask(super::Irq::Ethernet) };
         let enet = Self {
             rx,
             tx,
