@@ -23,7 +23,15 @@ macro_rules! __os_selectors {
         /// with at most `N` keys carrying data `T`, all of it inline (no
         /// heap).
         ///
-        #[doc = concat!("Over ", $python, ". One `select` reports up to `N` events, so every ready key at once (a pending wake-up takes room too; what does not fit comes next time). The table and the event buffer live in the selector: about `N * (size_of::<T>() + 40)` bytes, so keep `N` to a few thousand and the selector off the stack (`Box` it) from a few hundred keys; larger tables go in [`LargeSelector`], whose table lives where you put it.")]
+        #[doc = concat!("Over ", $python, ". One `select` reports up to `N` events, so every ready key at once (a pending wake-up takes room too; what does not fit comes next time).")]
+        ///
+        /// The table and the event buffer live in the selector: about
+        /// `N * (size_of::<T>() + 40)` bytes (180 KB for 4,096 `u32` keys),
+        /// built on the stack by `open` and moved to where you keep it. A
+        /// debug build keeps several copies on the stack while it does (with
+        /// 4,096 `u32` keys, `open` and its caller took 1.5 MB of a thread's
+        /// 2 MiB), so from about a thousand keys, or on a thread with a small
+        /// stack, use [`LargeSelector`]: its table is built where it lives.
         ///
         /// ```
         /// use std::io::{Read, Write};
@@ -109,8 +117,12 @@ macro_rules! __os_selectors {
             /// [`Error::Os`](crate::Error::Os) when the kernel object cannot
             /// be made (`EMFILE`: out of fds).
             pub fn open() -> Result<Self, $crate::Error> {
+                // The backend first, then the table straight into `Self`: a
+                // debug build keeps every temporary of this frame, and the
+                // table is the large part.
+                let backend = <$backend<N> as $crate::OpenBackend>::open()?;
                 Ok(Self {
-                    inner: $crate::Selector::open()?,
+                    inner: $crate::Selector::new(backend),
                 })
             }
         }

@@ -1,4 +1,4 @@
-//! `echod`: a production echo server on ioselect's `DefaultSelector`.
+//! `echod`: a production echo server on ioselect's `LargeSelector`.
 //!
 //! ```text
 //! echod --port P [--host H] [--threads N] [--max-conns M]
@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 
 use ioselect_demos::args::Args;
 use ioselect_demos::io_error;
-use ioselect_demos::platform::{DefaultSelector, Events, Waker};
+use ioselect_demos::platform::{Events, LargeSelector, Slot, Waker};
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, bind, listen, recv, send};
 use rustix::net::{accept, sockopt};
@@ -80,7 +80,11 @@ const MAX_BACKOFF: u8 = 64;
 /// Key data of the listening socket; connections use their slot index.
 const LISTENER: u32 = u32::MAX;
 
-type Sel = DefaultSelector<u32, CAP>;
+/// `CAP` keys in a table on the heap (a `DefaultSelector` of 4,096 keys is
+/// ~180 KB inline, several copies of it on a thread's stack while a debug
+/// build opens it), and an event buffer of `CAP` events, so one select can
+/// report every connection.
+type Sel = LargeSelector<u32, Box<[Slot<u32>]>, CAP>;
 
 // ---- allocation counting -------------------------------------------------
 
@@ -429,7 +433,7 @@ impl Server {
         max_conns: usize,
         idle_timeout: Option<Duration>,
     ) -> io::Result<Self> {
-        let mut sel = Box::new(Sel::open().map_err(io_error)?);
+        let mut sel = Box::new(Sel::with_capacity(CAP).map_err(io_error)?);
         sel.register(listener.as_fd(), Events::READ, LISTENER)
             .map_err(|e| io_error(e.error))?;
         let now = Instant::now();
