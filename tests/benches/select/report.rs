@@ -187,7 +187,7 @@ pub(crate) fn markdown(t: &Tables, opts: &Opts, date: &str) -> String {
             size_of::<DefaultSelector<u32, 1024>>(),
         ),
         (
-            "DefaultSelector<u32, 4096> (echod's)",
+            "DefaultSelector<u32, 4096>",
             size_of::<DefaultSelector<u32, 4096>>(),
         ),
         (
