@@ -52,9 +52,10 @@ use crate::{Error, Events, OsError, RawFd, Token};
 ///   own waker, say) are allowed: the selector never delivers them.
 /// - Every event a `wait` returns belongs to a registration the backend
 ///   holds at that moment: one the selector added and has not deleted (or
-///   reported closed), or a reserved one. The selector reads any other as a
-///   registration the kernel kept for a key it no longer has
-///   ([`Error::StaleRegistration`]).
+///   reported closed), or a reserved one; except, for a backend that says
+///   [`REGISTRATIONS_OUTLIVE_FDS`](Self::REGISTRATIONS_OUTLIVE_FDS), a
+///   registration the kernel kept for a key the selector no longer has,
+///   which the selector reports ([`Error::StaleRegistration`]).
 ///
 /// # Example
 /// A complete backend for a world where every watched fd is always ready for
@@ -124,6 +125,17 @@ pub trait Backend {
     /// How a caller names an I/O source to this backend: `BorrowedFd<'a>`
     /// for the OS backends, a plain [`RawFd`] for a software one.
     type Source<'a>: Copy;
+
+    /// True for a backend whose kernel can go on watching a file after
+    /// the number it was registered under is closed (epoll: a file closed
+    /// while registered that lives on in a `dup` or a child, which no
+    /// `epoll_ctl` can name any more). The selector then looks out for
+    /// events of registrations it no longer has and reports them
+    /// ([`Error::StaleRegistration`]) instead of letting them end every
+    /// wait in silence. False (the default) when every event a `wait`
+    /// returns belongs to a registration the backend holds: the selector
+    /// then keeps no such watch, and its code is left out.
+    const REGISTRATIONS_OUTLIVE_FDS: bool = false;
 
     /// The number the key table files `source` under (its fd).
     fn fd(source: Self::Source<'_>) -> RawFd;

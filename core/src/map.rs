@@ -4,8 +4,20 @@ use core::marker::PhantomData;
 
 use crate::{DataError, Error, Events, KeyMut, RawFd, SelectorKey, Token};
 
-/// End of a chain (bucket chain or free list).
-const NIL: u32 = u32::MAX;
+/// A link to a slot: its index + 1, so that 0 ends a chain (bucket chain or
+/// free list) and an empty slot is all zero bytes (an empty table is zeroed
+/// memory, not a pattern to copy: that matters for flash on a
+/// microcontroller).
+type Link = u32;
+
+/// The end of a chain.
+const END: Link = 0;
+
+/// The link to slot `index` (below `MAX_CAPACITY`, so it does not wrap).
+#[inline(always)]
+const fn link(index: u32) -> Link {
+    index + 1
+}
 
 /// One entry of a key table's storage: room for one key, and the head of
 /// one hash bucket.
@@ -28,10 +40,10 @@ pub struct Slot<T> {
     /// recognised as stale.
     token: u64,
     /// Occupied: the next slot in the same bucket. Vacant: the next free
-    /// slot. `NIL` ends both.
-    next: u32,
-    /// The first slot of bucket number *this slot's index*, or `NIL`.
-    head: u32,
+    /// slot. A [`Link`]: `END` ends both.
+    next: Link,
+    /// The first slot of bucket number *this slot's index*, or `END`.
+    head: Link,
 }
 
 impl<T> Slot<T> {
@@ -43,8 +55,8 @@ impl<T> Slot<T> {
         Self {
             key: None,
             token: 0,
-            next: NIL,
-            head: NIL,
+            next: END,
+            head: END,
         }
     }
 
@@ -159,8 +171,8 @@ pub struct KeyMapIn<T, S: Storage<T>> {
     cap: u32,
     /// Slots below this index have been used; the rest are fresh.
     used: u32,
-    /// First vacant slot below `used`, or `NIL`.
-    free: u32,
+    /// First vacant slot below `used`, or `END`.
+    free: Link,
     len: u32,
     /// Bits of a token that hold the slot index.
     shift: u32,
@@ -171,8 +183,8 @@ pub struct KeyMapIn<T, S: Storage<T>> {
     _data: PhantomData<T>,
 }
 
-/// The most slots a table may have: slot indices, and `NIL`, are `u32`s.
-const MAX_CAPACITY: usize = NIL as usize - 1;
+/// The most slots a table may have: their links (index + 1) are `u32`s.
+const MAX_CAPACITY: usize = u32::MAX as usize - 1;
 
 /// The number of bits of `cap`: tokens keep the index below `1 << bits`, and
 /// `1 << bits > cap`, so [`Token::INTERNAL`] (all ones) never names a slot.
@@ -180,12 +192,15 @@ const fn index_bits(cap: u32) -> u32 {
     u32::BITS - cap.leading_zeros()
 }
 
-/// Where a new key goes, as [`KeyMapIn::vacancy`] found it; valid until the
-/// table changes.
+/// The slot a new key goes to, which [`KeyMapIn::vacancy`] took off the
+/// free list (or from the fresh slots): [`KeyMapIn::insert`] fills it, or
+/// [`KeyMapIn::give_back`] returns it, before the table changes otherwise.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Vacancy {
     index: u32,
     bucket: u32,
+    /// It was a fresh slot (`used` counted it), not a freed one.
+    fresh: bool,
     /// The token the key will have.
     pub(crate) token: Token,
 }
@@ -195,8 +210,9 @@ pub(crate) struct Vacancy {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found {
     index: u32,
-    /// The slot before it in its bucket's chain, or `NIL` at the head.
-    prev: u32,
+    /// The link to the slot before it in its bucket's chain, or `END` at
+    /// the head.
+    prev: Link,
     bucket: u32,
     /// The key's token.
     pub(crate) token: Token,
@@ -233,7 +249,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
             slots,
             cap,
             used: 0,
-            free: NIL,
+            free: END,
             len: 0,
             shift: index_bits(cap),
             index_mask: (1u64 << index_bits(cap)) - 1,
@@ -264,8 +280,8 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         };
         for slot in storage.slots_mut() {
             slot.key = None;
-            slot.next = NIL;
-            slot.head = NIL;
+            slot.next = END;
+            slot.head = END;
         }
         Ok(Self::empty(storage, cap))
     }
@@ -369,21 +385,23 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         bucket
     }
 
-    /// The slot of `fd`'s key, the slot before it in the chain (`NIL` at
-    /// the head) and the bucket, or `Err(bucket)` when `fd` has no key.
+    /// The slot of `fd`'s key, the link to the slot before it in the chain
+    /// (`END` at the head) and the bucket, or `Err(bucket)` when `fd` has
+    /// no key.
     #[inline]
     fn find(&self, fd: RawFd) -> Result<(u32, u32, u32), u32> {
         let bucket = self.bucket(fd);
         let slots = self.slots.slots();
-        let mut prev = NIL;
-        let mut i = slots[bucket as usize].head;
-        while i != NIL {
-            let slot = &slots[i as usize];
+        let mut prev = END;
+        let mut at = slots[bucket as usize].head;
+        // `END - 1` wraps to an index no table has: the end of the chain and
+        // the bounds check are one test.
+        while let Some(slot) = slots.get(at.wrapping_sub(1) as usize) {
             match &slot.key {
-                Some(key) if key.fd == fd => return Ok((i, prev, bucket)),
+                Some(key) if key.fd == fd => return Ok((at - 1, prev, bucket)),
                 _ => {
-                    prev = i;
-                    i = slot.next;
+                    prev = at;
+                    at = slot.next;
                 }
             }
         }
@@ -461,18 +479,23 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
             .filter_map(|slot| Some((slot.key.as_ref()?, Token::key(slot.token))))
     }
 
-    /// Where a key for `fd` would go and the token it would get, or why it
-    /// cannot be registered: [`Error::AlreadyRegistered`], [`Error::Full`].
-    /// Changes nothing.
+    /// Takes the slot a key for `fd` goes to and says the token it gets, or
+    /// why it cannot be registered ([`Error::AlreadyRegistered`],
+    /// [`Error::Full`], and then nothing changed). The slot is
+    /// [inserted](Self::insert) or [given back](Self::give_back) next.
     #[inline]
-    pub(crate) fn vacancy(&self, fd: RawFd) -> Result<Vacancy, Error> {
+    pub(crate) fn vacancy(&mut self, fd: RawFd) -> Result<Vacancy, Error> {
         let Err(bucket) = self.find(fd) else {
             return Err(Error::AlreadyRegistered);
         };
-        let index = if self.free != NIL {
-            self.free
+        let slots = self.slots.slots();
+        let (index, fresh) = if let Some(slot) = slots.get(self.free.wrapping_sub(1) as usize) {
+            let index = self.free - 1;
+            self.free = slot.next;
+            (index, false)
         } else if self.used < self.cap() {
-            self.used
+            self.used += 1;
+            (self.used - 1, true)
         } else {
             return Err(Error::Full);
         };
@@ -480,30 +503,34 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         Ok(Vacancy {
             index,
             bucket,
+            fresh,
             token: self.token(index, tag),
         })
     }
 
-    /// Enters the key of `fd` where [`vacancy`](Self::vacancy) said, the
-    /// table unchanged since.
+    /// Returns the slot `vacancy` took (the kernel refused the key).
+    #[cold]
+    pub(crate) fn give_back(&mut self, at: Vacancy) {
+        if at.fresh {
+            self.used -= 1;
+        } else {
+            // The slot's `next` still links the rest of the free list.
+            self.free = link(at.index);
+        }
+    }
+
+    /// Enters the key of `fd` in the slot [`vacancy`](Self::vacancy) took.
     #[inline]
     pub(crate) fn insert(&mut self, at: Vacancy, fd: RawFd, events: Events, data: T) {
         let slots = self.slots.slots_mut();
         let index = at.index as usize;
-        if self.free == NIL {
-            debug_assert_eq!(at.index, self.used);
-            self.used += 1;
-        } else {
-            debug_assert_eq!(at.index, self.free);
-            self.free = slots[index].next;
-        }
         let head = slots[at.bucket as usize].head;
         let slot = &mut slots[index];
         debug_assert!(slot.key.is_none());
         slot.key = Some(SelectorKey { fd, events, data });
         slot.token = at.token.get();
         slot.next = head;
-        slots[at.bucket as usize].head = at.index;
+        slots[at.bucket as usize].head = link(at.index);
         self.next_tag = self.next_tag.wrapping_add(1);
         self.len += 1;
     }
@@ -516,13 +543,13 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         let index = at.index as usize;
         let key = slots[index].key.take()?;
         let next = slots[index].next;
-        if at.prev == NIL {
+        if at.prev == END {
             slots[at.bucket as usize].head = next;
         } else {
-            slots[at.prev as usize].next = next;
+            slots[(at.prev - 1) as usize].next = next;
         }
         slots[index].next = self.free;
-        self.free = at.index;
+        self.free = link(at.index);
         self.len -= 1;
         Some(key)
     }
@@ -532,11 +559,11 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
         let used = self.used as usize;
         for slot in &mut self.slots.slots_mut()[..used] {
             slot.key = None;
-            slot.next = NIL;
-            slot.head = NIL;
+            slot.next = END;
+            slot.head = END;
         }
         self.used = 0;
-        self.free = NIL;
+        self.free = END;
         self.len = 0;
     }
 

@@ -236,7 +236,10 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
                 self.insert(at, fd, events, data);
                 Ok(())
             }
-            Err(e) => Err(Self::refused(fd, Self::add_error(e), data)),
+            Err(e) => {
+                self.keys.give_back(at);
+                Err(Self::refused(fd, Self::add_error(e), data))
+            }
         }
     }
 
@@ -283,6 +286,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
             Err(error) => return Err(Self::refused(fd, error, data)),
         };
         if let Err(e) = self.backend.add(source, events, at.token) {
+            self.keys.give_back(at);
             return Err(Self::refused(fd, Self::add_error(e), data));
         }
         self.insert(at, fd, events, data);
@@ -354,9 +358,10 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
         Ok(())
     }
 
-    /// Where a new registration of `fd` goes, or why it is refused.
+    /// Takes the slot a new registration of `fd` goes to, or says why it is
+    /// refused.
     #[inline(always)]
-    fn vacancy(&self, fd: RawFd, events: Events) -> Result<Vacancy, Error> {
+    fn vacancy(&mut self, fd: RawFd, events: Events) -> Result<Vacancy, Error> {
         // Python's order of checks: events, then the fd, then duplicates.
         if !events.is_valid() {
             Err(Error::InvalidEvents)
@@ -428,7 +433,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// [`Error::InvalidFd`] for a negative fd, [`Error::NotRegistered`]; or
     /// [`Error::Os`] when the kernel still watches the fd afterwards, and then
     /// the key stays.
-    #[inline(always)]
+    #[inline]
     pub fn unregister(&mut self, source: B::Source<'_>) -> Result<SelectorKey<T>, Error> {
         // Thin, like `register`: the kernel call runs in the caller's frame.
         let fd = B::fd(source);
@@ -474,7 +479,9 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// Takes the key `at` out of the table (the kernel side is done).
     #[inline(always)]
     fn remove(&mut self, at: Found) -> Result<SelectorKey<T>, Error> {
-        self.removed = true;
+        if B::REGISTRATIONS_OUTLIVE_FDS {
+            self.removed = true;
+        }
         self.keys.remove(at).ok_or(Error::NotRegistered)
     }
 
@@ -596,11 +603,15 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     pub fn select(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         // The common case stays in the caller's frame (see `register`): the
         // last batch was handed out whole, and held nothing stale.
-        // One branch for both (`|`, not `||`).
-        if (self.cursor < self.batch) | self.stale {
+        // One branch for both (`|`, not `||`); a backend whose
+        // registrations never outlive their fds needs neither flag.
+        let outlive = B::REGISTRATIONS_OUTLIVE_FDS;
+        if outlive && ((self.cursor < self.batch) | self.stale) {
             return self.select_after_rest(timeout);
         }
-        self.removed = false;
+        if outlive {
+            self.removed = false;
+        }
         match self.backend.wait(timeout) {
             Ok(n) => {
                 self.cursor = 0;
@@ -704,7 +715,9 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
             // `None` for a stale token (key gone, slot reused) or a backend's
             // own one.
             let Some((slot, key)) = self.keys.slot_of(raw) else {
-                self.unkeyed(raw);
+                if B::REGISTRATIONS_OUTLIVE_FDS {
+                    self.unkeyed(raw);
+                }
                 continue;
             };
             let mask = ready & key.events;

@@ -262,31 +262,24 @@ impl<'r, const M: usize, P> SoftBackend<'r, M, P> {
         Ok(())
     }
 
-    /// Forgets the last batch: O(its length).
-    fn clear_batch(&mut self) {
-        for &i in &self.ready[..usize::from(self.len)] {
-            self.entries[usize::from(i)].fired = 0;
-        }
-        self.len = 0;
-    }
-
     /// Fills the batch with every watched source that is ready for some of
     /// what it is watched for; returns the batch length.
     fn scan(&mut self) -> usize {
         let mut len = 0;
         for (i, entry) in self.entries.iter_mut().enumerate() {
-            if entry.interest != 0 {
-                let ready = self.readiness.at(i).bits();
-                // Report all of the readiness, as a kernel reports error and
-                // hang-up beyond the interest; the selector masks it.
-                if ready & entry.interest != 0 {
-                    entry.fired = ready;
-                    // `i < M <= 65,535` (checked in `with_platform`).
-                    #[allow(clippy::cast_possible_truncation)]
-                    let i = i as u16;
-                    self.ready[len] = i;
-                    len += 1;
-                }
+            // Report all of the readiness, as a kernel reports error and
+            // hang-up beyond the interest; the selector masks it. An entry
+            // not in this batch has `fired` 0 (the last batch is forgotten
+            // here, entry by entry).
+            let ready = self.readiness.at(i).bits();
+            let hit = ready & entry.interest != 0;
+            entry.fired = if hit { ready } else { 0 };
+            if hit {
+                // `i < M <= 65,535` (checked in `with_platform`).
+                #[allow(clippy::cast_possible_truncation)]
+                let i = i as u16;
+                self.ready[len] = i;
+                len += 1;
             }
         }
         // `len <= M <= 65,535` (checked in `with_platform`).
@@ -364,7 +357,8 @@ impl<const M: usize, P: Waiting> Backend for SoftBackend<'_, M, P> {
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
-        self.clear_batch();
+        // The last batch is gone: `event` answers `None` until `scan`.
+        self.len = 0;
         self.injected()?;
         let poll = P::NEVER_WAITS || timeout == Some(Duration::ZERO);
         // The deadline is measured from the call. `None`: forever (no

@@ -250,6 +250,11 @@ impl<const E: usize> Backend for Epoll<E> {
     /// proves open for the call, none is made from a number.
     type Source<'a> = BorrowedFd<'a>;
 
+    /// epoll watches open files: one closed while registered that lives on
+    /// in a `dup` or a child stays watched under its old token, and only
+    /// its closed number could name it to `epoll_ctl`.
+    const REGISTRATIONS_OUTLIVE_FDS: bool = true;
+
     #[inline]
     fn fd(source: BorrowedFd<'_>) -> RawFd {
         source.as_raw_fd()

@@ -155,6 +155,7 @@ fn event_past_the_last_count_is_none() {
 /// stack, then used: the table lives in memory the caller provides.
 #[test]
 fn a_65536_key_selector_on_a_64_kib_stack() {
+    let _serial = serial();
     let worker = std::thread::Builder::new()
         .stack_size(64 * 1024)
         .spawn(|| {
@@ -183,6 +184,7 @@ fn a_65536_key_selector_on_a_64_kib_stack() {
 #[test]
 fn large_selector_by_name_on_a_64_kib_stack() {
     use ioselect_tests::LargeSelector;
+    let _serial = serial();
     let worker = std::thread::Builder::new()
         .stack_size(64 * 1024)
         .spawn(|| {

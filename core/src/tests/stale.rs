@@ -36,6 +36,7 @@ impl<'r> Lingering<'r> {
 
 impl Backend for Lingering<'_> {
     type Source<'a> = RawFd;
+    const REGISTRATIONS_OUTLIVE_FDS: bool = true;
     fn fd(source: RawFd) -> RawFd {
         source
     }
@@ -171,6 +172,8 @@ fn reserved_tokens_are_never_reported() {
     struct Waking<'r>(SoftBackend<'r, M>, usize);
     impl Backend for Waking<'_> {
         type Source<'a> = RawFd;
+        // Watching for stale registrations, which reserved tokens are not.
+        const REGISTRATIONS_OUTLIVE_FDS: bool = true;
         fn fd(source: RawFd) -> RawFd {
             source
         }
