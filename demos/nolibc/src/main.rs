@@ -1,6 +1,7 @@
 //! An echo server on ioselect with no libc and no `std`: every system call is
-//! rustix's raw Linux syscall, program start-up is the naked `_start` below,
-//! and there is no heap: all state lives on the stack of `main`.
+//! rustix's raw Linux syscall, program start-up is the naked `_start` of
+//! [`start`] (x86_64, i686, arm64, armv7, riscv64 and s390x), and there is
+//! no heap: all state lives on the stack of `main`.
 //!
 //! `nolibc-echo [--port P]` listens on 127.0.0.1:P (P = 0: a free port),
 //! prints `listening on 127.0.0.1:P`, and echoes for up to [`CONNS`]
@@ -14,6 +15,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod mem;
+mod start;
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
@@ -35,27 +37,8 @@ const LISTENER: u8 = u8::MAX;
 
 // ---- start-up and the bare minimum a Rust program needs ---------------------
 
-/// The ELF entry point. The kernel starts us with `rsp` pointing at `argc`,
-/// followed by the `argv` pointers; pass that address to [`entry`] with the
-/// stack aligned as the C ABI wants it at a call.
-///
-/// # Safety
-/// Only the kernel calls it, once, at program start.
-#[unsafe(naked)]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn _start() -> ! {
-    core::arch::naked_asm!(
-        "xor ebp, ebp",   // the outermost frame, for debuggers
-        "mov rdi, rsp",   // first argument: the initial stack
-        "and rsp, -16",   // 16-byte alignment before the call
-        "call {entry}",
-        "ud2",            // `entry` never returns
-        entry = sym entry,
-    )
-}
-
 /// Reads `argc`/`argv` off the initial stack, runs [`main`], exits with its
-/// status.
+/// status. Called by `_start` (in [`start`]).
 ///
 /// # Safety
 /// `stack` is the stack pointer the kernel gave `_start`.
@@ -66,27 +49,13 @@ unsafe extern "C" fn entry(stack: *const usize) -> ! {
     // SAFETY: as above: argv follows argc.
     let argv = unsafe { stack.add(1) } as *const *const u8;
     let args = Args { argc, argv };
-    exit(main(&args))
-}
-
-/// `exit_group(2)`: ends the process (all threads) with `code`.
-fn exit(code: i32) -> ! {
-    // SAFETY: `exit_group` (syscall 231 on x86_64) takes one integer and
-    // never returns; it touches no memory of ours.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            in("rax") 231,
-            in("rdi") code,
-            options(noreturn, nostack)
-        )
-    }
+    start::exit(main(&args))
 }
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     print(b"nolibc-echo: panic\n");
-    exit(101)
+    start::exit(101)
 }
 
 /// The command line, as the kernel handed it over.

@@ -1,8 +1,9 @@
 //! The C memory functions that compiled Rust code calls (`memcpy`, ...) and
-//! that libc would otherwise provide. `rep movsb`/`rep stosb` and volatile
-//! byte loops, so the compiler cannot turn them back into calls to
-//! themselves.
+//! that libc would otherwise provide. `rep movsb`/`rep stosb` on x86_64,
+//! volatile byte loops elsewhere and for the rest, so the compiler cannot
+//! turn them back into calls to themselves.
 
+#[cfg(target_arch = "x86_64")]
 use core::arch::asm;
 use core::ffi::c_int;
 
@@ -10,6 +11,7 @@ use core::ffi::c_int;
 ///
 /// # Safety
 /// `dest` is valid for `n` writes, `src` for `n` reads.
+#[cfg(target_arch = "x86_64")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     // SAFETY: the caller's contract; `rep movsb` copies rcx bytes forward
@@ -25,6 +27,7 @@ pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut
 ///
 /// # Safety
 /// `dest` is valid for `n` writes, `src` for `n` reads.
+#[cfg(target_arch = "x86_64")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     if (dest as usize).wrapping_sub(src as usize) >= n {
@@ -49,12 +52,62 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mu
 ///
 /// # Safety
 /// `dest` is valid for `n` writes.
+#[cfg(target_arch = "x86_64")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memset(dest: *mut u8, c: c_int, n: usize) -> *mut u8 {
     // SAFETY: the caller's contract; `rep stosb` stores al at rdi, rcx times.
     unsafe {
         asm!("rep stosb", inout("rcx") n => _, inout("rdi") dest => _, in("al") c as u8,
              options(nostack, preserves_flags));
+    }
+    dest
+}
+
+/// `memcpy`: copies `n` bytes; the areas do not overlap.
+///
+/// # Safety
+/// `dest` is valid for `n` writes, `src` for `n` reads.
+#[cfg(not(target_arch = "x86_64"))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    for i in 0..n {
+        // SAFETY: `i < n`: within both areas (the caller's contract).
+        unsafe { dest.add(i).write_volatile(src.add(i).read_volatile()) };
+    }
+    dest
+}
+
+/// `memmove`: copies `n` bytes; the areas may overlap.
+///
+/// # Safety
+/// `dest` is valid for `n` writes, `src` for `n` reads.
+#[cfg(not(target_arch = "x86_64"))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dest as usize).wrapping_sub(src as usize) >= n {
+        // `dest` is below `src` or past its end: a forward copy reads each
+        // byte before it is overwritten.
+        // SAFETY: the caller's contract.
+        return unsafe { memcpy(dest, src, n) };
+    }
+    // `dest` overlaps the end of `src`: copy backwards, last byte first.
+    for i in (0..n).rev() {
+        // SAFETY: `i < n`: within both areas (the caller's contract).
+        unsafe { dest.add(i).write_volatile(src.add(i).read_volatile()) };
+    }
+    dest
+}
+
+/// `memset`: fills `n` bytes with `c`.
+///
+/// # Safety
+/// `dest` is valid for `n` writes.
+#[cfg(not(target_arch = "x86_64"))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memset(dest: *mut u8, c: c_int, n: usize) -> *mut u8 {
+    for i in 0..n {
+        // SAFETY: `i < n`: within the area (the caller's contract).
+        unsafe { dest.add(i).write_volatile(c as u8) };
     }
     dest
 }
