@@ -7,7 +7,6 @@ mod util;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ struct Echod {
 
 impl Echod {
     fn start(args: &[&str]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_echod"));
+        let mut cmd = util::program(env!("CARGO_BIN_EXE_echod"));
         cmd.args(["--port", "0"]).args(args);
         let mut proc = Proc::spawn(&mut cmd);
         let line = proc.expect_line("listening on ", LIMIT);

@@ -66,7 +66,7 @@ fn python_dir() -> PathBuf {
 
 fn command(lang: Lang, program: &str, port: u16) -> Command {
     let mut cmd = match lang {
-        Lang::Rust => Command::new(match program {
+        Lang::Rust => util::program(match program {
             "server" => env!("CARGO_BIN_EXE_selectors_echo_server"),
             _ => env!("CARGO_BIN_EXE_selectors_echo_client"),
         }),
@@ -323,7 +323,7 @@ fn an_event_without_its_select_is_caught() {
 #[test]
 fn together_prints_both_transcripts() {
     let (status, out) = util::run(
-        Command::new(env!("CARGO_BIN_EXE_together")).args(["--port", "0"]),
+        util::program(env!("CARGO_BIN_EXE_together")).args(["--port", "0"]),
         Duration::from_secs(30),
     );
     assert!(status.success(), "{status}: {out}");

@@ -8,7 +8,6 @@ mod util;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -19,14 +18,14 @@ use util::Proc;
 const LIMIT: Duration = Duration::from_secs(30);
 
 fn check(server: &str) {
-    let mut proc = Proc::spawn(Command::new(server).args(["--port", "0"]));
+    let mut proc = Proc::spawn(util::program(server).args(["--port", "0"]));
     let line = proc.expect_line("listening on 127.0.0.1:", LIMIT);
     let port = line.rsplit(':').next().unwrap();
     // More clients than the 16 slots (the rest wait for a free slot), and
     // more data per client than the 4 KiB buffer (backpressure, half-close).
     for (clients, bytes) in [("40", "100000"), ("4", "2000000")] {
         let (status, out) = util::run(
-            Command::new(env!("CARGO_BIN_EXE_echo_check")).args([
+            util::program(env!("CARGO_BIN_EXE_echo_check")).args([
                 "--port",
                 port,
                 "--clients",
@@ -66,7 +65,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 /// EMFILE while the listener stays readable. The server must rest (under 20%
 /// of a CPU over a second), and serve the client once the limit is raised.
 fn rests_when_out_of_fds(server: &str, idle_fds: u64) {
-    let mut cmd = Command::new(server);
+    let mut cmd = util::program(server);
     cmd.args(["--port", "0"]);
     // SAFETY: `setrlimit` is one system call, async-signal-safe, and
     // touches no memory shared with the parent.

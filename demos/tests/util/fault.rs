@@ -5,7 +5,6 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::Proc;
@@ -33,7 +32,7 @@ impl Echod {
     /// As [`start`](Self::start), with the child's `RLIMIT_NOFILE` (soft and
     /// hard) set to `nofile` before `exec` when given.
     pub fn start_with(args: &[&str], nofile: Option<u64>) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_echod"));
+        let mut cmd = super::program(env!("CARGO_BIN_EXE_echod"));
         cmd.args(["--port", "0"]).args(args);
         if let Some(limit) = nofile {
             let lim = libc::rlimit {

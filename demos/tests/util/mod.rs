@@ -17,6 +17,25 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// A command that runs one of this package's programs at `path`: directly,
+/// or under `IOSELECT_TEST_RUNNER` when that is set (an emulator and its
+/// arguments, as `.ci/qemu-user.sh` sets it: `qemu-aarch64 -L
+/// /usr/aarch64-linux-gnu`). Tests that run under QEMU's user-mode emulation
+/// cannot start a program of their own architecture directly: the host
+/// kernel does not know how to run it.
+pub fn program(path: &str) -> Command {
+    let runner = std::env::var("IOSELECT_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut cmd = Command::new(emulator);
+            cmd.args(words).arg(path);
+            cmd
+        }
+        None => Command::new(path),
+    }
+}
+
 /// A child process whose stdout lines arrive on a channel, killed on drop.
 pub struct Proc {
     pub child: Child,
