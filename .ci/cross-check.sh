@@ -14,6 +14,8 @@
 #     compare-and-swap (thumbv6m: Cortex-M0/M0+; riscv32imc: ESP32-C3 have
 #     only atomic loads and stores);
 #   - ioselect-linux for aarch64 Linux;
+#   - ioselect-linux and the tests crate with its tests for Android (arm64,
+#     armv7);
 #   - ioselect-bsd's docs as docs.rs will build them (FreeBSD, macOS): they
 #     must document Kqueue, Waker and DefaultSelector.
 #
@@ -84,6 +86,14 @@ done
 
 check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --no-default-features
 check -Zbuild-std=core --target aarch64-unknown-linux-gnu -p ioselect-linux --no-default-features --features defmt
+
+# Android (the same epoll backend, chosen by the same `cfg`): the library and
+# the whole test suite type-check for arm64 and armv7 phones. No NDK is
+# needed, nothing is linked. (Linux on arm64, armv7, i686, riscv64 and s390x
+# is built and run under QEMU by .ci/qemu-user.sh.)
+for target in aarch64-linux-android armv7-linux-androideabi; do
+  check -Zbuild-std --target "$target" -p ioselect-linux -p ioselect-tests --tests
+done
 
 # docs.rs: ioselect-bsd documented the way docs.rs will build it
 # (the targets and features of its [package.metadata.docs.rs]) must show the

@@ -21,6 +21,13 @@ use ioselect_tests::{
 
 type Sel = DefaultSelector<&'static str, 8>;
 
+/// `ITIMER_REAL` of `<sys/time.h>`: 0 on every Linux architecture (the
+/// libc crate does not define it for Android, whose bionic has it).
+#[cfg(target_os = "android")]
+const ITIMER_REAL: libc::c_int = 0;
+#[cfg(not(target_os = "android"))]
+const ITIMER_REAL: libc::c_int = libc::ITIMER_REAL;
+
 /// Signals handled so far (by any thread).
 static HITS: AtomicUsize = AtomicUsize::new(0);
 
@@ -136,7 +143,7 @@ fn process_wide_interval_timer_during_select() {
     };
     let hits_before = HITS.load(Ordering::SeqCst);
     // SAFETY: valid itimerval, no old value requested.
-    let rc = unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) };
+    let rc = unsafe { libc::setitimer(ITIMER_REAL, &timer, std::ptr::null_mut()) };
     assert_eq!(rc, 0);
     let mut results = Vec::new();
     for ms in [5, 20, 60] {
@@ -156,7 +163,7 @@ fn process_wide_interval_timer_during_select() {
         },
     };
     // SAFETY: as above; a zero it_value disarms the timer.
-    let rc = unsafe { libc::setitimer(libc::ITIMER_REAL, &off, std::ptr::null_mut()) };
+    let rc = unsafe { libc::setitimer(ITIMER_REAL, &off, std::ptr::null_mut()) };
     assert_eq!(rc, 0);
     for (timeout, result, elapsed) in results {
         assert_eq!(result, Ok(()), "{timeout:?}");
