@@ -35,6 +35,8 @@ impl Echod {
         let mut cmd = super::program(env!("CARGO_BIN_EXE_echod"));
         cmd.args(["--port", "0"]).args(args);
         if let Some(limit) = nofile {
+            // rlim_t is 32 bits on 32-bit targets: a larger limit saturates.
+            let limit = libc::rlim_t::try_from(limit).unwrap_or(libc::rlim_t::MAX);
             let lim = libc::rlimit {
                 rlim_cur: limit,
                 rlim_max: limit,
@@ -207,6 +209,8 @@ pub fn clock_hz() -> u64 {
 /// Raises this process's `RLIMIT_NOFILE` (soft, and hard when allowed) to at
 /// least `want`; returns the soft limit now in force. Children inherit it.
 pub fn raise_nofile(want: u64) -> u64 {
+    // rlim_t is 32 bits on 32-bit targets: a larger limit saturates.
+    let want = libc::rlim_t::try_from(want).unwrap_or(libc::rlim_t::MAX);
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -214,7 +218,7 @@ pub fn raise_nofile(want: u64) -> u64 {
     // SAFETY: `lim` is a valid, writable `rlimit`.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     if lim.rlim_cur >= want {
-        return lim.rlim_cur;
+        return u64::from(lim.rlim_cur);
     }
     let raised = libc::rlimit {
         rlim_cur: want,
@@ -223,7 +227,7 @@ pub fn raise_nofile(want: u64) -> u64 {
     // SAFETY: `raised` is a valid `rlimit`. Raising the hard limit needs
     // CAP_SYS_RESOURCE; without it this fails and we fall back below.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-        return want;
+        return u64::from(want);
     }
     let soft = libc::rlimit {
         rlim_cur: lim.rlim_max,
@@ -233,7 +237,7 @@ pub fn raise_nofile(want: u64) -> u64 {
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) };
     // SAFETY: `lim` is a valid, writable `rlimit`.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    lim.rlim_cur
+    u64::from(lim.rlim_cur)
 }
 
 /// SplitMix64: a good 64-bit mix, used as a counter-based generator.
