@@ -16,21 +16,17 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ioselect_tests::backend::{SelectorIn, Slot};
 use ioselect_tests::{
-    DefaultSelector, Events, OsBackend, PATIENCE, RW, Waker, Watchdog, raise_nofile, serial,
-    socketpair,
+    DefaultSelector, Events, LargeSelector, PATIENCE, RW, Slot, Waker, Watchdog, raise_nofile,
+    serial, socketpair,
 };
 
-/// Selects until every one of `want` (data, events) has been reported, at
-/// most `PATIENCE` and 10,000 selects; returns what was reported, in order.
-fn collect<T: Copy + Ord + std::fmt::Debug, S>(
-    sel: &mut SelectorIn<OsBackend<64>, T, S>,
-    want: usize,
-) -> Vec<(T, Events)>
-where
-    S: ioselect_tests::backend::Storage<T>,
-{
+/// A selector with its table on the heap and room for 64 events a wait.
+type Large = LargeSelector<u32, Box<[Slot<u32>]>, 64>;
+
+/// Selects until `want` keys have been reported, at most `PATIENCE` and
+/// 10,000 selects; returns each key's (data, events), in order of data.
+fn collect(sel: &mut Large, want: usize) -> Vec<(u32, Events)> {
     let start = Instant::now();
     let mut seen = std::collections::BTreeMap::new();
     for _ in 0..10_000 {
@@ -45,17 +41,17 @@ where
     seen.into_iter().collect()
 }
 
-/// The tag counter at the top of its range and across its wrap to zero, on
-/// the kernel: four registrations whose tags are the largest three and then
-/// 0 (the counter wraps), all ready in one batch with a wake-up, each event
-/// reaches its own key with its own data and mask.
+/// The registration counter at the top of its range and across its wrap to
+/// zero, on the kernel: four registrations whose tags are the largest three
+/// a token holds and then 0, all ready in one batch with a wake-up; each
+/// event reaches its own key with its own data and mask.
 #[test]
 fn tokens_at_the_tag_wrap_round_trip_through_the_kernel() {
     let _serial = serial();
     let mut sel = DefaultSelector::<u64, 8>::open().unwrap();
     let waker = Waker::new(sel.backend()).unwrap();
     let pairs: Vec<(UnixStream, UnixStream)> = (0..4).map(|_| socketpair()).collect();
-    sel.set_tag_counter(u64::MAX - 2);
+    sel.set_next_tag(u64::MAX - 2);
     let masks = [Events::READ, Events::WRITE, RW, Events::READ];
     for (i, ((a, _), events)) in pairs.iter().zip(masks).enumerate() {
         // Data with every byte different, high bits set.
@@ -99,7 +95,7 @@ fn tokens_with_distinct_bytes_and_data_of_every_width_round_trip() {
     let _serial = serial();
     let mut sel = DefaultSelector::<Wide, 8>::open().unwrap();
     let pairs: Vec<(UnixStream, UnixStream)> = (0..6).map(|_| socketpair()).collect();
-    sel.set_tag_counter(0x0102_0304_0506_0708);
+    sel.set_next_tag(0x0102_0304_0506_0708);
     let wide = |i: usize| Wide {
         a: 0x80 | i as u8,
         b: 0x8182 + i as u16,
@@ -127,9 +123,9 @@ fn tokens_with_distinct_bytes_and_data_of_every_width_round_trip() {
 
 /// Full tables whose capacities sit on both sides of a bit boundary of the
 /// slot index (1,023 keys: 10 index bits, the last index 0b11_1111_1110;
-/// 1,024 keys: 11 bits), with the tag counter so that the last
-/// registrations' tags fill every bit above the index: every key, up to the
-/// last slot, gets its events through the kernel, 64 at a time.
+/// 1,024 keys: 11 bits), with the registration counter set so that the last
+/// registration's tag fills every tag bit: every key, up to the last slot,
+/// gets its events through the kernel, 64 at a time.
 #[test]
 fn full_tables_at_an_index_bit_boundary_deliver_every_key() {
     let _serial = serial();
@@ -141,12 +137,11 @@ fn full_tables_at_an_index_bit_boundary_deliver_every_key() {
     let (a, peer) = socketpair();
     (&peer).write_all(b"x").unwrap();
     for cap in [1023usize, 1024] {
-        let table: Vec<Slot<u32>> = std::iter::repeat_with(Slot::new).take(cap).collect();
-        let mut sel = SelectorIn::<OsBackend<64>, u32, _>::open_in(table).unwrap();
+        let mut sel = Large::with_capacity(cap).unwrap();
         let bits = usize::BITS - cap.leading_zeros();
-        // The first registration's tag is 2^(64 - bits) - cap: the last one's
-        // is the largest tag there is (all ones above the index bits).
-        sel.set_tag_counter((u64::MAX >> bits) - cap as u64 + 1);
+        // A token keeps 63 - bits bits of the count as its tag (its top bit
+        // is never a key's): the last registration's tag is all ones.
+        sel.set_next_tag((u64::MAX >> (bits + 1)) - cap as u64 + 1);
         let fds: Vec<OwnedFd> = (0..cap)
             .map(|_| a.as_fd().try_clone_to_owned().unwrap())
             .collect();
