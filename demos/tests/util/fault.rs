@@ -208,6 +208,10 @@ pub fn clock_hz() -> u64 {
 
 /// Raises this process's `RLIMIT_NOFILE` (soft, and hard when allowed) to at
 /// least `want`; returns the soft limit now in force. Children inherit it.
+#[allow(
+    clippy::useless_conversion,
+    reason = "rlim_t is u64 here, u32 on 32-bit targets"
+)]
 pub fn raise_nofile(want: u64) -> u64 {
     // rlim_t is 32 bits on 32-bit targets: a larger limit saturates.
     let want = libc::rlim_t::try_from(want).unwrap_or(libc::rlim_t::MAX);
