@@ -144,11 +144,16 @@ macro_rules! __os_selectors {
             ///
             /// # Errors
             /// [`Error::InvalidCapacity`](crate::Error::InvalidCapacity) for
-            /// 0 (or more than `u32::MAX - 1`),
-            /// [`Error::Os`](crate::Error::Os) when the kernel object cannot
-            /// be made.
+            /// 0, more than `u32::MAX - 1`, or more slots than the address
+            /// space can hold (`isize::MAX` bytes: on 32-bit targets, tens
+            /// of millions), [`Error::Os`](crate::Error::Os) when the kernel
+            /// object cannot be made.
             pub fn with_capacity(capacity: usize) -> Result<Self, $crate::Error> {
-                if capacity == 0 || capacity >= u32::MAX as usize {
+                let bytes = capacity.checked_mul(::core::mem::size_of::<$crate::Slot<T>>());
+                if capacity == 0
+                    || capacity >= u32::MAX as usize
+                    || bytes.is_none_or(|b| b > isize::MAX as usize)
+                {
                     return Err($crate::Error::InvalidCapacity);
                 }
                 let slots: ::std::boxed::Box<[$crate::Slot<T>]> =
