@@ -235,3 +235,35 @@ fn nanoseconds_past_a_millisecond_are_waited_for() {
         );
     }
 }
+
+/// The largest capacities on a 32-bit target: a table of more slots than
+/// the address space holds (`isize::MAX` bytes, about 89 million slots of
+/// `u32` data) is refused with `InvalidCapacity`, as `u32::MAX - 1` and
+/// above are, never a panic ("capacity overflow") or an abort in the
+/// allocator. On 64-bit targets every capacity below `u32::MAX` fits the
+/// address space, and one as large would really be allocated.
+#[test]
+#[cfg_attr(
+    target_pointer_width = "64",
+    ignore = "64-bit: every capacity below u32::MAX fits the address space"
+)]
+fn capacities_past_the_address_space_are_refused() {
+    let slot = std::mem::size_of::<Slot<u32>>();
+    let first_too_big = isize::MAX as usize / slot + 1;
+    for capacity in [
+        first_too_big,
+        first_too_big + 1,
+        usize::MAX / slot + 1,
+        u32::MAX as usize - 1,
+        u32::MAX as usize,
+        usize::MAX,
+    ] {
+        assert!(
+            matches!(
+                LargeSelector::<u32>::with_capacity(capacity),
+                Err(ioselect_tests::Error::InvalidCapacity)
+            ),
+            "capacity {capacity}"
+        );
+    }
+}
