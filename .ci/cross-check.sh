@@ -17,7 +17,8 @@
 #   - ioselect-linux and the tests crate with its tests for Android (arm64,
 #     armv7);
 #   - ioselect-bsd's docs as docs.rs will build them (FreeBSD, macOS): they
-#     must document Kqueue, Waker and DefaultSelector.
+#     must document DefaultSelector, LargeSelector, Waker, backend::Kqueue
+#     and the kernels module (KERNELS.md).
 #
 # Needs root for apt-get when the packages are missing. Uses its own target
 # directory (target-cross/, git-ignored). Exits non-zero on the first failure.
@@ -107,7 +108,8 @@ for target in x86_64-unknown-freebsd aarch64-apple-darwin; do
     "$(( $(date +%s) - start ))" "$target" "$bsd_docs_features"
   RUSTDOCFLAGS="-D warnings" "$cargo" doc --locked -q -Zbuild-std --target "$target" \
     -p ioselect-bsd --no-deps --features "$bsd_docs_features"
-  for page in struct.Kqueue.html struct.Waker.html type.DefaultSelector.html; do
+  for page in struct.DefaultSelector.html struct.LargeSelector.html struct.Waker.html \
+    backend/struct.Kqueue.html kernels/index.html; do
     [ -f "$CARGO_TARGET_DIR/$target/doc/ioselect_bsd/$page" ] ||
       { echo "cross-check: ioselect-bsd's docs for $target lack $page" >&2; exit 1; }
   done
