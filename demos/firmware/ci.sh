@@ -19,12 +19,14 @@
 #   - `net-echo` on lm3s6965evb (net-echo.sh: QEMU's user-mode network,
 #     restrict=on, 127.0.0.1 only): net_check.py runs the seed's client,
 #     concurrent 64 KiB streams, a reset, a half-close, a stalled client and
-#     one connection too many against it;
+#     one connection too many against it; then the same against
+#     `net-embassy` (the same echo on embassy-net and embassy-executor,
+#     built with the `embassy` feature);
 #   - `panics` on each machine: must fail (the panic path exits non-zero);
 #   - `loop-ioselect`, `loop-hand` on each machine, and sizes.sh's tables:
 #     the loops' sizes, and the TCP echo's costs (`net-echo` against the
-#     hand-rolled smoltcp loop `net-hand`: flash, RAM, peak stack,
-#     instructions per message under -icount shift=0).
+#     hand-rolled smoltcp loop `net-hand` and against `net-embassy`: flash,
+#     RAM, peak stack, instructions per message under -icount shift=0).
 # Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -79,6 +81,12 @@ for mt in $targets; do
   # Warnings fail the build: -D warnings is in .cargo/config.toml (RUSTFLAGS
   # would replace the link scripts given there).
   RUSTC_BOOTSTRAP=1 "$cargo" build --release --locked -q --target "$target" $bins
+  if [ "$target" = thumbv7m-none-eabi ]; then
+    # With the `embassy` feature the Ethernet interrupt wakes embassy-net's
+    # task instead of the selector's readiness: a build of its own.
+    RUSTC_BOOTSTRAP=1 "$cargo" build --release --locked -q --target "$target" \
+      --features embassy --bin net-embassy
+  fi
 done
 
 logs=$(mktemp -d)
@@ -113,34 +121,46 @@ done
 step "lm3s6965evb: echo over the UART (seed's messages, 64 KiB PRNG stream, a break)"
 "$run" --machine lm3s6965evb --echo --no-icount --timeout 120 target/thumbv7m-none-eabi/release/echo
 
+# The seed's TCP echo server over Ethernet: net-echo.sh PORT PROGRAM serves
+# it, net_check.py checks it from the host. PROGRAM: net-echo, net-embassy.
+server=
+trap 'if [ -n "$server" ]; then kill -- -"$server" 2>/dev/null || true; fi; rm -rf "$logs"' EXIT
+check_net() {
+  local bin=$1 port sockets
+  # A free port on 127.0.0.1 (the kernel picks it; nothing else takes it in
+  # the moment before QEMU binds it, on a CI machine).
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # Its own process group (setsid), killed with everything in it on any exit;
+  # qemu-run also takes QEMU down with it (PR_SET_PDEATHSIG).
+  : >"$logs/$bin"
+  setsid ./net-echo.sh "$port" "$bin" >"$logs/$bin" 2>&1 &
+  server=$!
+  # The socket count, from the firmware's own log (net::SOCKETS).
+  sockets=
+  for _ in $(seq 100); do
+    sockets=$(sed -n 's/.* \([0-9]*\) sockets, .*/\1/p' "$logs/$bin" || true)
+    [ -n "$sockets" ] && break
+    sleep 0.2
+  done
+  [ -n "$sockets" ] || { cat "$logs/$bin"; echo "$bin did not start" >&2; exit 1; }
+  if ! timeout 300 python3 net_check.py "$port" --sockets "$sockets"; then
+    echo "--- the firmware's log:"; tail -40 "$logs/$bin"; exit 1
+  fi
+  kill -0 "$server" || { cat "$logs/$bin"; echo "$bin ended during the checks" >&2; exit 1; }
+  kill -- -"$server"
+  wait "$server" 2>/dev/null || true
+  server=
+  if grep -E 'ERROR|panicked' "$logs/$bin"; then
+    echo "$bin: the firmware logged an error" >&2; exit 1
+  fi
+  echo "$bin: $(grep -c 'accept((' "$logs/$bin") connections accepted, no error logged"
+}
+
 step "lm3s6965evb: the seed's TCP echo server over Ethernet (net-echo.sh, net_check.py)"
-# A free port on 127.0.0.1 (the kernel picks it; nothing else takes it in
-# the moment before QEMU binds it, on a CI machine).
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# Its own process group (setsid), killed with everything in it on any exit;
-# qemu-run also takes QEMU down with it (PR_SET_PDEATHSIG).
-: >"$logs/net-echo"
-setsid ./net-echo.sh "$port" >"$logs/net-echo" 2>&1 &
-server=$!
-trap 'kill -- -"$server" 2>/dev/null || true; rm -rf "$logs"' EXIT
-# The socket count, from the firmware's own log (net::SOCKETS).
-sockets=
-for _ in $(seq 100); do
-  sockets=$(sed -n 's/.* \([0-9]*\) sockets, .*/\1/p' "$logs/net-echo" || true)
-  [ -n "$sockets" ] && break
-  sleep 0.2
-done
-[ -n "$sockets" ] || { cat "$logs/net-echo"; echo "net-echo did not start" >&2; exit 1; }
-if ! timeout 300 python3 net_check.py "$port" --sockets "$sockets"; then
-  echo "--- the firmware's log:"; tail -40 "$logs/net-echo"; exit 1
-fi
-kill -0 "$server" || { cat "$logs/net-echo"; echo "net-echo ended during the checks" >&2; exit 1; }
-kill -- -"$server"
-wait "$server" 2>/dev/null || true
-if grep -E 'ERROR|panicked' "$logs/net-echo"; then
-  echo "the firmware logged an error" >&2; exit 1
-fi
-echo "net-echo: $(grep -c 'accept((' "$logs/net-echo") connections accepted, no error logged"
+check_net net-echo
+
+step "lm3s6965evb: the same on embassy-net and embassy-executor (net-echo.sh PORT net-embassy)"
+check_net net-embassy
 
 step "sizes (the tables in demos/firmware/README.md and README.md)"
 ./sizes.sh --check

@@ -2,10 +2,11 @@
 # The seed's TCP echo server on a microcontroller: serves it on
 # 127.0.0.1:PORT until stopped (Ctrl-C, or a signal to this script).
 #
-#   demos/firmware/net-echo.sh PORT
+#   demos/firmware/net-echo.sh PORT [PROGRAM]
 #   python3 demos/python/selectors_echo_client.py --host 127.0.0.1 --port PORT
 #
-# QEMU's lm3s6965evb (Cortex-M3) runs the `net-echo` firmware: its Ethernet
+# QEMU's lm3s6965evb (Cortex-M3) runs the `net-echo` firmware (PROGRAM: the
+# cost comparison's `net-hand` and `net-embassy` serve the same way): its Ethernet
 # controller on QEMU's user-mode network, confined to the guest
 # (restrict=on: the guest reaches nothing but the forwarded port), with
 # 127.0.0.1:PORT forwarded to the guest's port 10000. The firmware's log
@@ -15,8 +16,15 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 port=${1:-}
+bin=${2:-net-echo}
 case $port in
-  '' | *[!0-9]*) echo "usage: $0 PORT" >&2; exit 2 ;;
+  '' | *[!0-9]*) echo "usage: $0 PORT [net-echo | net-hand | net-embassy]" >&2; exit 2 ;;
+esac
+features=
+case $bin in
+  net-echo | net-hand) ;;
+  net-embassy) features="--features embassy" ;;
+  *) echo "usage: $0 PORT [net-echo | net-hand | net-embassy]" >&2; exit 2 ;;
 esac
 for tool in qemu-system-arm /usr/bin/cargo /usr/bin/rustc; do
   command -v "$tool" >/dev/null || { echo "$0: $tool missing: run demos/firmware/ci.sh once (it installs the tools)" >&2; exit 1; }
@@ -28,8 +36,9 @@ if [ ! -x "$run" ]; then
   echo "net-echo.sh: building the host runner (a few minutes the first time)" >&2
   (cd / && /usr/bin/cargo build --release --locked -q --manifest-path "$OLDPWD/host/Cargo.toml")
 fi
-RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --release --locked -q --target thumbv7m-none-eabi --bin net-echo
+# shellcheck disable=SC2086
+RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --release --locked -q --target thumbv7m-none-eabi $features --bin "$bin"
 # qemu-run starts QEMU, decodes its log, and takes QEMU down with it
 # (PR_SET_PDEATHSIG) however it ends.
 exec "$run" --machine lm3s6965evb --nic "$port" --no-icount --timeout 0 \
-  target/thumbv7m-none-eabi/release/net-echo
+  "target/thumbv7m-none-eabi/release/$bin"

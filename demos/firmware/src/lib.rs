@@ -21,6 +21,9 @@ mod board;
 #[path = "board/virt.rs"]
 mod board;
 
+/// embassy-net's driver, embassy-time's driver and the executor's loop (`net-embassy`).
+#[cfg(all(feature = "embassy", machine = "lm3s6965evb"))]
+pub mod embassy;
 #[cfg(machine = "lm3s6965evb")]
 pub mod net;
 pub use board::{
@@ -54,6 +57,8 @@ fn on_tick(ms: u64) {
     if every != 0 && ms % u64::from(every) == 0 {
         READY.set(TIMER, Events::READ);
     }
+    #[cfg(all(feature = "embassy", machine = "lm3s6965evb"))]
+    embassy::on_tick(ms);
 }
 
 /// Called by the software interrupt's handler.

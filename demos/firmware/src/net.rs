@@ -100,15 +100,23 @@ pub fn interface(
     iface
 }
 
-/// The seed's log lines, written once for both echo programs (`net-echo`
-/// and the cost comparison's `net-hand`), so that they log alike.
+/// The seed's log lines, written once for the three echo programs
+/// (`net-echo`, and the cost comparison's `net-hand` and `net-embassy`), so
+/// that they log alike.
 pub mod seed_log {
     use defmt::info;
     use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
-    fn parts(peer: IpEndpoint) -> ([u8; 4], u16) {
-        let IpAddress::Ipv4(a) = peer.addr;
-        (a.octets(), peer.port)
+    /// A peer as the seed prints it: IPv4 address and port (from smoltcp's
+    /// endpoint, or from another smoltcp's: `net-embassy`'s).
+    #[derive(Clone, Copy)]
+    pub struct Peer(pub [u8; 4], pub u16);
+
+    impl From<IpEndpoint> for Peer {
+        fn from(peer: IpEndpoint) -> Self {
+            let IpAddress::Ipv4(a) = peer.addr;
+            Self(a.octets(), peer.port)
+        }
     }
 
     /// `starting up on ADDRESS port PORT`, then the stack's figures.
@@ -127,8 +135,8 @@ pub mod seed_log {
     }
 
     /// `accept(('ADDRESS', PORT))`.
-    pub fn accept(peer: IpEndpoint) {
-        let (a, port) = parts(peer);
+    pub fn accept(peer: impl Into<Peer>) {
+        let Peer(a, port) = peer.into();
         info!(
             "accept(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
             a[0], a[1], a[2], a[3], port
@@ -136,8 +144,8 @@ pub mod seed_log {
     }
 
     /// `read(('ADDRESS', PORT))`.
-    pub fn read(peer: IpEndpoint) {
-        let (a, port) = parts(peer);
+    pub fn read(peer: impl Into<Peer>) {
+        let Peer(a, port) = peer.into();
         info!(
             "read(('{=u8}.{=u8}.{=u8}.{=u8}', {=u16}))",
             a[0], a[1], a[2], a[3], port

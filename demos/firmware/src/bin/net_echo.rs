@@ -17,6 +17,10 @@
 
 #[cfg(not(machine = "lm3s6965evb"))]
 compile_error!("net-echo: lm3s6965evb only (its Ethernet controller)");
+#[cfg(feature = "embassy")]
+compile_error!(
+    "net-echo: build it without the `embassy` feature (with it, the Ethernet interrupt wakes embassy-net's task, not the NIC's readiness)"
+);
 
 use defmt::{info, warn};
 use ioselect_firmware::net::{self, Error, Net, NetCell, SOCKETS, seed_log};

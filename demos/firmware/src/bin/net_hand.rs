@@ -13,6 +13,10 @@
 
 #[cfg(not(machine = "lm3s6965evb"))]
 compile_error!("net-hand: lm3s6965evb only (its Ethernet controller)");
+#[cfg(feature = "embassy")]
+compile_error!(
+    "net-hand: build it without the `embassy` feature (with it, the Ethernet interrupt wakes embassy-net's task, not the NIC's readiness)"
+);
 
 use defmt::info;
 use ioselect_firmware::net::{self, NET_READY, NIC, SOCKETS, seed_log};

@@ -1,24 +1,33 @@
 //! lm3s6965evb's Ethernet controller (the LM3S6965's integrated MAC; QEMU's
-//! `stellaris_enet` model) as a smoltcp [`Device`], interrupt-driven.
+//! `stellaris_enet` model): one register-level driver, interrupt-driven, with
+//! two faces: a smoltcp [`Device`] (the selectable sockets of `net-echo` and
+//! the poll loop of `net-hand`) and, with the `embassy` feature, an
+//! `embassy_net_driver::Driver` (`crate::embassy`, for `net-embassy`).
 //!
 //! Registers as in the LM3S6965 data sheet (Ethernet Controller) and QEMU's
 //! `hw/net/stellaris_enet.c`: `MACRIS`/`MACIACK` (0x00), `MACIM` (0x04),
 //! `MACRCTL` (0x08), `MACTCTL` (0x0C), `MACDATA` (0x10), `MACIA0/1` (0x14,
 //! 0x18), `MACNP` (0x34, frames in the receive FIFO), `MACTR` (0x38).
 //!
-//! - Receive: the receive interrupt sets the NIC's readiness
-//!   ([`NIC`](crate::net::NIC) `READ` in [`NET_READY`](crate::net::NET_READY)) and masks
-//!   itself; [`Enet::receive`] hands out a frame while `MACNP` says one
-//!   waits, and when none does it acknowledges the interrupt, looks again,
-//!   and only then clears the readiness and unmasks: a frame that arrives in
-//!   between raises the interrupt again, never lost (level-triggered, like
-//!   the UART).
-//! - Transmit: [`Enet::transmit`] hands out a token only while the
-//!   transmitter is idle (`MACTR.NEWTX` clear); it never waits for it. A frame
-//!   is written word by word into the transmit FIFO (first word: the payload
+//! - Receive: the interrupt masks the controller's interrupts and says a
+//!   frame waits: it sets the NIC's readiness ([`NIC`](crate::net::NIC)
+//!   `READ` in [`NET_READY`](crate::net::NET_READY)), or with the `embassy`
+//!   feature wakes the network task's waker instead. The driver hands out a
+//!   frame while `MACNP` says one waits, and when none does it acknowledges
+//!   the interrupt, looks again, and only then clears the readiness (or has
+//!   registered the waker) and unmasks: a frame that arrives in between keeps
+//!   the interrupt's status bit set and raises it again at the unmask, never
+//!   lost (level-triggered, like the UART).
+//! - Transmit: a token is handed out only while the transmitter is idle
+//!   (`MACTR.NEWTX` clear); the driver never waits for it. A frame is
+//!   written word by word into the transmit FIFO (first word: the payload
 //!   length and the first two bytes of the frame), then `NEWTX` starts it.
-//!   QEMU sends a frame at once; the hardware clears `NEWTX` when done. A busy
-//!   transmitter makes smoltcp keep the packet for its next poll.
+//!   A busy transmitter makes smoltcp keep the packet for its next poll; the
+//!   embassy driver also unmasks the "transmit FIFO empty" interrupt
+//!   (`TXEMP`), which wakes the network task when the frame is out. QEMU
+//!   sends a frame at once, within the write that sets `NEWTX`, and reads
+//!   `MACTR` as 0 (`stellaris_enet_read`): under QEMU the transmitter is
+//!   never busy, and that path does not run.
 //! - A frame read from the FIFO is the length word (frame length + 6), the
 //!   frame, and its FCS; the driver drops the FCS.
 
@@ -44,6 +53,8 @@ const NP: usize = BASE + 0x34;
 const TR: usize = BASE + 0x38;
 
 const INT_RX: u32 = 1 << 0;
+#[cfg_attr(not(feature = "embassy"), allow(dead_code))]
+const INT_TXEMP: u32 = 1 << 2;
 const RCTL_RXEN: u32 = 1 << 0;
 const RCTL_RSTFIFO: u32 = 1 << 4;
 const TCTL_TXEN: u32 = 1 << 0;
@@ -97,12 +108,33 @@ pub struct Enet {
     pub stats: Stats,
 }
 
-/// Called by the Ethernet interrupt: the NIC is ready for `READ` (a frame
-/// waits); the receive interrupt is masked until the driver has drained
-/// the FIFO.
+/// Called by the Ethernet interrupt: masks the controller's interrupts until
+/// the driver has drained the FIFO, and says a frame waits: the NIC is ready
+/// for `READ`.
+#[cfg(not(feature = "embassy"))]
 pub(crate) fn on_interrupt() {
-    READY.set(NIC, Events::READ);
     write(IM, 0);
+    READY.set(NIC, Events::READ);
+}
+
+/// Called by the Ethernet interrupt (receive, or with a transmit waiting,
+/// transmit FIFO empty): masks the controller's interrupts until the driver
+/// has drained the FIFO, and wakes the network task.
+#[cfg(feature = "embassy")]
+pub(crate) fn on_interrupt() {
+    write(IM, 0);
+    crate::embassy::NIC_WAKER.wake();
+}
+
+/// What [`Enet::next_frame`] found.
+pub(crate) enum Rx {
+    /// A frame of this length is in the receive buffer.
+    Frame(usize),
+    /// No frame waits; the receive interrupt is unmasked.
+    Empty,
+    /// A frame waits, but the transmitter is busy (an answer could not be
+    /// sent): the frame stays in the FIFO.
+    TxBusy,
 }
 
 impl Enet {
@@ -157,11 +189,87 @@ impl Enet {
         self.stats.rx += 1;
         total - 6
     }
+
+    /// The next frame: read from the FIFO into the receive buffer (frames
+    /// too long or too short are dropped and counted), unless the
+    /// transmitter is busy. When none waits: acknowledges the receive
+    /// interrupt, looks again, then runs `idle` and unmasks the interrupts
+    /// `unmask` (a frame that came after the first look raises the
+    /// interrupt again once unmasked).
+    pub(crate) fn next_frame(&mut self, unmask: u32, idle: impl FnOnce()) -> Rx {
+        loop {
+            if read(NP) == 0 {
+                write(RIS, INT_RX);
+                if read(NP) != 0 {
+                    continue;
+                }
+                idle();
+                write(IM, unmask);
+                return Rx::Empty;
+            }
+            if self.tx_busy() {
+                return Rx::TxBusy;
+            }
+            let len = self.read_frame();
+            if len > 0 {
+                return Rx::Frame(len);
+            }
+        }
+    }
+
+    /// Whether the transmitter is still sending (counted).
+    pub(crate) fn tx_busy(&mut self) -> bool {
+        if read(TR) & TR_NEWTX != 0 {
+            self.stats.tx_busy += 1;
+            return true;
+        }
+        false
+    }
+
+    /// For a transmit that found the transmitter busy: acknowledges
+    /// `TXEMP`, looks again, and unmasks `TXEMP` if it is still busy, so
+    /// that the end of its frame raises the interrupt. Returns whether it
+    /// is idle now.
+    #[cfg(feature = "embassy")]
+    pub(crate) fn arm_tx_empty(&mut self) -> bool {
+        write(RIS, INT_TXEMP);
+        if read(TR) & TR_NEWTX == 0 {
+            return true;
+        }
+        // A read-modify-write the interrupt (which writes 0) must not split.
+        critical_section::with(|_| write(IM, read(IM) | INT_TXEMP));
+        false
+    }
+
+    /// The tokens for the frame of `len` bytes in the receive buffer.
+    pub(crate) fn tokens(&mut self, len: usize) -> (RxToken<'_>, TxToken<'_>) {
+        let rx = RxToken { buf: self.rx, len };
+        let tx = TxToken {
+            buf: self.tx,
+            sent: &mut self.stats.tx,
+        };
+        (rx, tx)
+    }
+
+    /// A token for a frame to send (the transmitter is idle).
+    pub(crate) fn tx_token(&mut self) -> TxToken<'_> {
+        TxToken {
+            buf: self.tx,
+            sent: &mut self.stats.tx,
+        }
+    }
 }
+
+/// The receive interrupt alone, for [`Enet::next_frame`].
+#[cfg(feature = "embassy")]
+pub(crate) const RX_ONLY: u32 = INT_RX;
+/// The receive and the "transmit FIFO empty" interrupts.
+#[cfg(feature = "embassy")]
+pub(crate) const RX_AND_TX_EMPTY: u32 = INT_RX | INT_TXEMP;
 
 /// A received frame, read from the FIFO.
 pub struct RxToken<'a> {
-    buf: &'a [u32; BUF / 4],
+    buf: &'a mut [u32; BUF / 4],
     len: usize,
 }
 
@@ -171,32 +279,22 @@ pub struct TxToken<'a> {
     sent: &'a mut u32,
 }
 
-fn bytes(words: &[u32; BUF / 4]) -> &[u8; BUF] {
-    // SAFETY: [u32; N/4] and [u8; N] have the same size, u8's alignment
-    // is 1, and every bit pattern is a valid u8.
-    unsafe { &*(words as *const [u32; BUF / 4]).cast::<[u8; BUF]>() }
-}
-
 fn bytes_mut(words: &mut [u32; BUF / 4]) -> &mut [u8; BUF] {
-    // SAFETY: as in `bytes`; the borrow is unique.
+    // SAFETY: [u32; N/4] and [u8; N] have the same size, u8's alignment
+    // is 1, and every bit pattern is a valid u8; the borrow is unique.
     unsafe { &mut *(words as *mut [u32; BUF / 4]).cast::<[u8; BUF]>() }
 }
 
-impl phy::RxToken for RxToken<'_> {
-    fn consume<R, F>(self, f: F) -> R
-    where
-        F: FnOnce(&[u8]) -> R,
-    {
-        // The frame starts after the length's 2 bytes.
-        f(&bytes(self.buf)[2..2 + self.len])
+impl RxToken<'_> {
+    /// The frame (it starts after the length's 2 bytes).
+    pub(crate) fn frame(&mut self) -> &mut [u8] {
+        &mut bytes_mut(self.buf)[2..2 + self.len]
     }
 }
 
-impl phy::TxToken for TxToken<'_> {
-    fn consume<R, F>(self, len: usize, f: F) -> R
-    where
-        F: FnOnce(&mut [u8]) -> R,
-    {
+impl TxToken<'_> {
+    /// Lets `f` write a frame of `len` bytes (at most [`MTU`]) and sends it.
+    pub(crate) fn send<R>(self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
         let len = len.min(MTU);
         let buf = bytes_mut(self.buf);
         let r = f(&mut buf[2..2 + len]);
@@ -213,49 +311,43 @@ impl phy::TxToken for TxToken<'_> {
     }
 }
 
+impl phy::RxToken for RxToken<'_> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        let mut token = self;
+        f(token.frame())
+    }
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        self.send(len, f)
+    }
+}
+
 impl Device for Enet {
     type RxToken<'a> = RxToken<'a>;
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
-        loop {
-            if read(NP) == 0 {
-                // Acknowledge, then look again: a frame that came after the
-                // first look raises the interrupt again once unmasked.
-                write(RIS, INT_RX);
-                if read(NP) != 0 {
-                    continue;
-                }
-                READY.clear(NIC, Events::READ);
-                write(IM, INT_RX);
-                return None;
-            }
-            if read(TR) & TR_NEWTX != 0 {
-                // No room to answer: leave the frame for the next poll.
-                self.stats.tx_busy += 1;
-                return None;
-            }
-            let len = self.read_frame();
-            if len > 0 {
-                let rx = RxToken { buf: self.rx, len };
-                let tx = TxToken {
-                    buf: self.tx,
-                    sent: &mut self.stats.tx,
-                };
-                return Some((rx, tx));
-            }
+        match self.next_frame(INT_RX, || READY.clear(NIC, Events::READ)) {
+            Rx::Frame(len) => Some(self.tokens(len)),
+            // A busy transmitter leaves the readiness set: the next poll
+            // looks again.
+            Rx::Empty | Rx::TxBusy => None,
         }
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
-        if read(TR) & TR_NEWTX != 0 {
-            self.stats.tx_busy += 1;
+        if self.tx_busy() {
             return None;
         }
-        Some(TxToken {
-            buf: self.tx,
-            sent: &mut self.stats.tx,
-        })
+        Some(self.tx_token())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
