@@ -18,7 +18,7 @@
 //!   ticks kept with plain loads and stores, plus the part of the current
 //!   tick), monotonic. Timers wait in a fixed queue of [`TIMERS`] entries,
 //!   checked by the 1 ms tick interrupt: a timer fires at the first tick
-//!   after its time (at most 1 ms late), as `select`'s timeouts do on the
+//!   at or after its time (at most 1 ms late), as `select`'s timeouts do on the
 //!   Cortex-M machines.
 //! - The executor: embassy-executor's `raw::Executor` in thread mode, with
 //!   the loop of its arch-cortex-m thread-mode executor (`Executor::run`:

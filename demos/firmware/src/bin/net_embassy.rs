@@ -3,8 +3,8 @@
 //! smoltcp, 0.12) on the same Ethernet controller, through an
 //! `embassy_net_driver::Driver` on the same register-level driver
 //! (`ioselect_firmware::embassy`), embassy-time on the board's SysTick
-//! clock, and embassy-executor's thread-mode executor (arch-cortex-m) running
-//! the network task and one echo task per socket. Each echo task owns a
+//! clock, and embassy-executor's executor in thread mode running the network
+//! task and one echo task per socket. Each echo task owns a
 //! socket: accept on the port, read into its 1 KiB buffer, write all of it
 //! back (not reading meanwhile: the same back-pressure), close on end of
 //! file and wait for the close to finish, accept again. The same socket
