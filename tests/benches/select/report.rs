@@ -65,6 +65,29 @@ pub(crate) fn worst(rows: &[Row], name: &str, floor: &str) -> Option<(f64, Strin
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 
+/// One table of a per-fd operation (churn, modify) against the number of
+/// other registered fds, in ns per pair with ratios to raw epoll.
+fn per_fd_table(md: &mut String, title: &str, rows: &[Row]) {
+    let _ = writeln!(md, "\n### {title} (ns per pair)\n");
+    let _ = writeln!(
+        md,
+        "| others registered | raw epoll (floor), ns | ioselect | mio | polling (level) |"
+    );
+    let _ = writeln!(md, "|--:|--:|--:|--:|--:|");
+    for r in rows {
+        let f = index(r, "raw epoll");
+        let bg = r.label.split(' ').nth(1).unwrap_or("?");
+        let _ = writeln!(
+            md,
+            "| {bg} | {} | {} | {} | {} |",
+            cell(r, f, f),
+            cell(r, index(r, "ioselect"), f),
+            cell(r, index(r, "mio"), f),
+            cell(r, index(r, "polling"), f)
+        );
+    }
+}
+
 pub(crate) fn markdown(t: &Tables, opts: &Opts, date: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "## Select cost and registration churn\n");
@@ -126,48 +149,16 @@ pub(crate) fn markdown(t: &Tables, opts: &Opts, date: &str) -> String {
             cell(r, index(r, "raw epoll #2"), f)
         );
     }
-    let _ = writeln!(
-        md,
-        "\n### C. Registration churn: register + unregister of one fd (ns per pair)\n"
+    per_fd_table(
+        &mut md,
+        "C. Registration churn: register + unregister of one fd",
+        &t.churn,
     );
-    let _ = writeln!(
-        md,
-        "| others registered | raw epoll (floor), ns | ioselect | mio | polling (level) |"
+    per_fd_table(
+        &mut md,
+        "D. Interest change: modify one fd from READ to WRITE and back",
+        &t.modify,
     );
-    let _ = writeln!(md, "|--:|--:|--:|--:|--:|");
-    for r in &t.churn {
-        let f = index(r, "raw epoll");
-        let bg = r.label.split(' ').nth(1).unwrap_or("?");
-        let _ = writeln!(
-            md,
-            "| {bg} | {} | {} | {} | {} |",
-            cell(r, f, f),
-            cell(r, index(r, "ioselect"), f),
-            cell(r, index(r, "mio"), f),
-            cell(r, index(r, "polling"), f)
-        );
-    }
-    let _ = writeln!(
-        md,
-        "\n### D. Interest change: modify one fd from READ to WRITE and back (ns per pair)\n"
-    );
-    let _ = writeln!(
-        md,
-        "| others registered | raw epoll (floor), ns | ioselect | mio | polling (level) |"
-    );
-    let _ = writeln!(md, "|--:|--:|--:|--:|--:|");
-    for r in &t.modify {
-        let f = index(r, "raw epoll");
-        let bg = r.label.split(' ').nth(1).unwrap_or("?");
-        let _ = writeln!(
-            md,
-            "| {bg} | {} | {} | {} | {} |",
-            cell(r, f, f),
-            cell(r, index(r, "ioselect"), f),
-            cell(r, index(r, "mio"), f),
-            cell(r, index(r, "polling"), f)
-        );
-    }
     let _ = writeln!(
         md,
         "\n### Size of the selector (`size_of`, bytes: all of its memory, no heap)\n"
