@@ -101,7 +101,8 @@ pub enum Error {
     StaleRegistration,
     /// Storage for a key table with no slots (`Vec::with_capacity(n)` is
     /// empty: make its slots, e.g. `iter::repeat_with(Slot::new).take(n)`),
-    /// or with more than `u32::MAX - 1`.
+    /// or with more than `u32::MAX - 1`; from `with_capacity`, also more
+    /// slots than the address space can hold (`isize::MAX` bytes).
     InvalidCapacity,
     /// A `select` with a positive timeout on a backend that has no clock to
     /// measure it: a [`SoftBackend`](crate::SoftBackend) whose
@@ -112,8 +113,9 @@ pub enum Error {
     /// The backend's kernel object belongs to another process: the selector
     /// was inherited across `fork`, and the child has no copy of that object
     /// (no kernel copies a kqueue into a fork child, so its number is closed
-    /// there, or already names another file). The backend made no kernel
-    /// call with it and closes nothing when dropped;
+    /// there, or already names another file). It is reported when a kernel
+    /// call on the inherited number fails in the child (the process id is
+    /// asked only then); the backend closes nothing when dropped there;
     /// [`rebuild`](crate::SelectorIn::rebuild) gives the child a fresh
     /// object with the same keys.
     Forked,
@@ -134,7 +136,7 @@ impl fmt::Display for Error {
             ),
             Self::NoClock => f.write_str("timed select on a backend without a clock"),
             Self::InvalidCapacity => {
-                f.write_str("the key table's storage has no slots, or more than u32::MAX - 1")
+                f.write_str("the key table's storage has no slots, or too many")
             }
             Self::Forked => f.write_str(
                 "the selector's kernel object belongs to the parent process (inherited across fork)",

@@ -31,7 +31,7 @@ const fn link(index: u32) -> Link {
 ///
 /// The only way to make one is [`Slot::new`] (or [`Slot::EMPTY`]): an empty
 /// slot. `size_of::<Slot<T>>()` is `size_of::<Option<SelectorKey<T>>>() + 16`
-/// bytes, rounded up to the alignment of `T`.
+/// bytes, rounded up to the alignment of its `u64` token and of `T`.
 pub struct Slot<T> {
     key: Option<SelectorKey<T>>,
     /// The token of the slot's current registration (or of its last one,

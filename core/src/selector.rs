@@ -11,8 +11,8 @@ use crate::{
 /// Python's `selectors.BaseSelector`, allocation-free: at most `N` keys with
 /// user data `T`, over the kernel mechanism `B`, the table inline.
 ///
-/// OS crates name it for their backend (`ioselect_linux::DefaultSelector<T,
-/// N>`); core's [`SoftBackend`](crate::SoftBackend) drives it without an OS.
+/// OS crates wrap it for their backend (`ioselect_linux::DefaultSelector<T,
+/// N>`, a struct over this type with `BorrowedFd` methods); core's [`SoftBackend`](crate::SoftBackend) drives it without an OS.
 /// It is [`SelectorIn`] with inline storage: see there for every method, and
 /// for tables too large to build on the stack.
 pub type Selector<B, T, const N: usize> = SelectorIn<B, T, [Slot<T>; N]>;
@@ -25,7 +25,7 @@ pub type Selector<B, T, const N: usize> = SelectorIn<B, T, [Slot<T>; N]>;
 /// The table takes `capacity * size_of::<Slot<T>>()` bytes
 /// (`size_of::<Slot<u64>>()` is 40 on 64-bit targets: 2.6 MB for 65,536
 /// keys), plus the backend's event buffer (epoll: 12 bytes per event on
-/// x86_64, 16 elsewhere). A [`Selector`] holds both inline: building one by
+/// x86_64 and i686, 16 elsewhere). A [`Selector`] holds both inline: building one by
 /// value passes it through the stack, several times over in a debug build.
 /// For large tables, give the table its own memory with
 /// [`with_storage`](Self::with_storage) or [`open_in`](Self::open_in):
@@ -218,7 +218,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     // out-of-line helpers before and after it. On machines that clear the
     // return-stack predictor on kernel exit, every return from a frame that
     // was live across a syscall mispredicts; measured ~200 ns per syscall on
-    // the benchmark VM (`tests/benches/select.rs`, table C).
+    // the benchmark VM (`tests/benches/select/`, table C).
     #[inline(always)]
     pub fn register(
         &mut self,
@@ -569,7 +569,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// out are dropped (readiness is level-triggered: they come again).
     ///
     /// One `select` reports at most as many events as the backend's buffer
-    /// holds (epoll and kqueue: `E`, which the `DefaultSelector` aliases set
+    /// holds (epoll and kqueue: `E`, which the OS crates' `DefaultSelector` sets
     /// to `N`); a backend's own events (a waker's) take room in it too. The
     /// rest come with the next `select`, none lost.
     ///

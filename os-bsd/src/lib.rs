@@ -5,8 +5,9 @@
 //! Python's `selectors.KqueueSelector`, with no heap and no `std`. On other
 //! targets the backend is absent and only the core re-exports remain.
 //!
-//! This crate re-exports all of [`ioselect_core`], so after one `cfg` that
-//! picks the crate, code is the same as with `ioselect-linux`:
+//! This crate exports the same names as `ioselect-linux` (the selector types,
+//! [`Events`], [`Error`], the key types, the [`backend`] module), so after
+//! one `cfg` that picks the crate, code is the same as with `ioselect-linux`:
 //!
 //! ```
 //! # #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd",

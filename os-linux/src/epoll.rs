@@ -18,15 +18,15 @@ const MAX_WAIT: Duration = Duration::from_secs(1_000_000);
 /// An epoll instance with a fixed buffer of `E` events, implementing
 /// [`Backend`]: Python's `select.epoll` as a selector backend.
 ///
-/// Create it with [`Selector::open`](ioselect_core::Selector::open) through
-/// [`DefaultSelector`](crate::DefaultSelector), or with
-/// [`OpenBackend::open`] and [`Selector::new`](ioselect_core::Selector::new).
+/// [`DefaultSelector::open`](crate::DefaultSelector::open) makes one; or
+/// make it with [`OpenBackend::open`] and hand it to
+/// [`Selector::new`](ioselect_core::Selector::new).
 /// If more than `E` fds are ready at once, the rest come in the next
 /// `select` (readiness is level-triggered, and a pending wake-up stays
 /// queued until reported). `E` must be at least 1, a compile-time check:
 ///
 /// ```compile_fail
-/// let _ = ioselect_linux::Epoll::<0>::new();
+/// let _ = ioselect_linux::backend::Epoll::<0>::new();
 /// ```
 ///
 /// Each `Epoll` owns an `eventfd`, in its interest set from the start under
@@ -219,7 +219,7 @@ mod unchecked {
     // the kernel's epoll calls are themselves thread-safe.
     unsafe impl<const E: usize> Send for Epoll<E> {}
     // SAFETY: as for `Send`; `&Epoll` only reads the buffer (`event`) and
-    // passes the fd to thread-safe syscalls (`Waker::new`'s `epoll_ctl`).
+    // passes the fd to thread-safe syscalls (`epoll_ctl`, `epoll_wait`).
     unsafe impl<const E: usize> Sync for Epoll<E> {}
 
     /// `epoll_ctl(EPOLL_CTL_DEL)` of whatever `fd` names now, from `epoll`'s
@@ -418,7 +418,7 @@ impl<const E: usize> Epoll<E> {
     /// measurable: on a machine that clears the return-stack predictor on
     /// kernel exit (the benchmarks' VM), every function return between the
     /// syscall and the caller's loop mispredicts, and one such return cost
-    /// ~150 ns per select there (`tests/benches/select.rs`).
+    /// ~150 ns per select there (`tests/benches/select/`).
     #[inline(never)]
     fn wait_deadline(&mut self, timeout: Duration) -> Result<usize, OsError> {
         // `None` for "forever": a timeout too large to add to now. One clock

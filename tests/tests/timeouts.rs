@@ -39,7 +39,8 @@ fn assert_times_out(sel: &mut Sel, timeout: Duration) {
 
 #[test]
 fn empty_selector_timeout_never_returns_early() {
-    // CPython's test_empty_select_timeout (issues #23009, #29255).
+    // CPython's test_empty_select_timeout (https://bugs.python.org/issue23009,
+    // https://bugs.python.org/issue29255).
     let mut sel = Sel::open().unwrap();
     for timeout in DURATIONS {
         assert_times_out(&mut sel, timeout);

@@ -113,7 +113,7 @@ fn next_ready_gives_mutable_data() {
     assert_eq!(select_now(&mut sel), [(1, Events::READ, 42)]);
 }
 
-// Waiting with a platform (clock, check-then-sleep): see soft/tests.rs.
+// Waiting with a platform (clock, check-then-sleep): see `core/src/tests/soft.rs`.
 
 // --- Token::INTERNAL and other events that name no key ---------------------------
 

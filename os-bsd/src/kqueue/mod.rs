@@ -29,9 +29,9 @@ use crate::unchecked::{self, EventBuffer, ForkLocal, ProcessId};
 /// descriptors, implementing [`Backend`]: Python's `select.kqueue` as a
 /// selector backend.
 ///
-/// Create it with [`Selector::open`](ioselect_core::Selector::open) through
-/// [`DefaultSelector`](crate::DefaultSelector), or with [`Kqueue::new`] (or
-/// [`OpenBackend::open`]) and [`Selector::new`](ioselect_core::Selector::new).
+/// [`DefaultSelector::open`](crate::DefaultSelector::open) makes one; or
+/// make it with [`Kqueue::new`] (or [`OpenBackend::open`]) and hand it to
+/// [`Selector::new`](ioselect_core::Selector::new).
 ///
 /// - Each registration is one `EVFILT_READ` and/or one `EVFILT_WRITE` filter,
 ///   level-triggered. `register`, `modify` and `unregister` each make one
@@ -49,7 +49,7 @@ use crate::unchecked::{self, EventBuffer, ForkLocal, ProcessId};
 /// - kqueue reports read and write readiness of one fd as two events; `wait`
 ///   merges them, so each fd comes once per `select`.
 /// - The buffer holds `2 * E` kevents: both filters of `E` fds. The
-///   selector aliases use `E = N`, so one `select` can report every
+///   `DefaultSelector<T, N>` uses `E = N`, so one `select` can report every
 ///   registered fd. With a smaller `E`, the fds that do not fit come in the
 ///   next `select` (readiness is level-triggered).
 /// - The kqueue belongs to the process that made it: no kernel copies a

@@ -2,8 +2,8 @@
 //! read end, what one wake writes, and when the selector reads it back.
 //!
 //! Every selector owns a non-blocking pipe whose read end each of its
-//! kqueues watches with `EVFILT_READ` and `EV_CLEAR`; a `Waker` holds a
-//! `dup` of the write end. The pipe, not the kqueue, is the wake-up source
+//! kqueues watches with `EVFILT_READ` and `EV_CLEAR`; a `Waker` holds
+//! `dup`s of both ends (the read end so that a wake never raises `SIGPIPE`). The pipe, not the kqueue, is the wake-up source
 //! so that it outlives a kqueue: a
 //! [rebuild](ioselect_core::SelectorIn::rebuild) registers the same pipe in
 //! a fresh kqueue, and wakers made before it wake the new one. (A kqueue's

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use ioselect_linux::DefaultSelector;
+use ioselect_linux::{DefaultSelector, LargeSelector};
 
 use crate::timing::{Opts, Row};
 use crate::workloads::Tables;
@@ -180,6 +180,10 @@ pub(crate) fn markdown(t: &Tables, opts: &Opts, date: &str) -> String {
         (
             "DefaultSelector<u32, 4096>",
             size_of::<DefaultSelector<u32, 4096>>(),
+        ),
+        (
+            "LargeSelector<u32, Box<[Slot<u32>]>, 4096> (echod's: the table on the heap, the events inline)",
+            size_of::<LargeSelector<u32, Box<[ioselect_linux::Slot<u32>]>, 4096>>(),
         ),
         (
             "DefaultSelector<(), 64>",
