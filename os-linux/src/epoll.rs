@@ -265,7 +265,11 @@ impl<const E: usize> Backend for Epoll<E> {
     /// number, so that is a registration left over from a key closed while
     /// registered, whose file came back under the same number), it is taken
     /// over with `EPOLL_CTL_MOD`: the new token and events, one call that
-    /// touches no other registration.
+    /// touches no other registration. The number of the selector's own
+    /// wake-up eventfd (which a caller can only name with `borrow_raw`) is
+    /// refused with `EINVAL`, as epoll refuses an epoll fd watching itself:
+    /// taken over, it would hand the wake-ups to a key, and that key's
+    /// `unregister` would end them.
     #[doc(alias = "epoll_ctl")]
     #[inline]
     fn add(&mut self, fd: BorrowedFd<'_>, events: Events, token: Token) -> Result<(), OsError> {
@@ -375,6 +379,11 @@ impl<const E: usize> Epoll<E> {
         events: Events,
         token: Token,
     ) -> Result<(), OsError> {
+        // The wake-up eventfd is always in the set, so its number ends up
+        // here, never on the hot path.
+        if fd.as_raw_fd() == self.notify.as_raw_fd() {
+            return Err(OsError::EINVAL);
+        }
         let data = EventData::new_u64(token.get());
         epoll::modify(&self.fd, fd, data, interest(events)).map_err(|_| OsError::EEXIST)
     }
@@ -477,6 +486,40 @@ mod tests {
         let n = epoll.wait(Some(Duration::from_secs(5))).unwrap();
         assert_eq!(n, 1);
         assert_eq!(epoll.event(0).map(|e| e.0), Some(Token::INTERNAL.get()));
+    }
+
+    /// `register` of the number of the selector's own wake-up eventfd (a
+    /// hostile or careless `borrow_raw`) is refused with `EINVAL`; the data
+    /// comes back, the table is empty, and the kernel still reports wakes
+    /// under the selector's own token, never as a key.
+    #[test]
+    #[allow(unsafe_code)]
+    fn register_of_the_wake_eventfd_is_refused() {
+        let epoll = Epoll::<4>::new().unwrap();
+        let notify = epoll.notify.as_raw_fd();
+        let waker = crate::Waker::new(&epoll).unwrap();
+        let mut sel: ioselect_core::Selector<Epoll<4>, u32, 4> =
+            ioselect_core::Selector::new(epoll);
+        // SAFETY: the number is the selector's own eventfd, open for as long
+        // as `sel` lives, which outlives this borrow.
+        let own = unsafe { BorrowedFd::borrow_raw(notify) };
+        let refused = sel.register(own, Events::READ, 7).unwrap_err();
+        assert_eq!(refused.error, Error::Os(OsError::EINVAL));
+        assert_eq!(refused.data, 7);
+        assert!(sel.is_empty());
+        for _ in 0..2 {
+            waker.wake().unwrap();
+            sel.select(Some(Duration::from_secs(5))).unwrap();
+            // The wake ended the wait, under the selector's own token.
+            assert_eq!(sel.backend().ready, 1);
+            let token = sel.backend().event(0).map(|e| e.0);
+            assert_eq!(token, Some(Token::INTERNAL.get()));
+            assert!(sel.next_ready().is_none(), "a wake reported as a key");
+            // The wake was consumed: the next select times out empty.
+            sel.select(Some(Duration::ZERO)).unwrap();
+            assert!(sel.next_ready().is_none());
+            assert_eq!(sel.backend().ready, 0, "the wake-up came back");
+        }
     }
 
     #[test]

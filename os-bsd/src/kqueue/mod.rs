@@ -362,8 +362,17 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// `EVFILT_WRITE` refused because the fd is a pipe whose reader is gone
     /// counts as registered: `wait` reports the fd writable, as epoll does
     /// ([dead pipes](crate::kernels#dead-pipes)).
+    ///
+    /// The read end of the selector's own wake-up pipe (which a caller can
+    /// only name with `borrow_raw`) is refused with `EINVAL`: an `EV_ADD` of
+    /// a knote that exists rewrites its `udata` on every kernel ([fd
+    /// filters](crate::kernels#fd-filters)), which would hand the wake-ups
+    /// to a key, and that key's `unregister` would end them.
     #[doc(alias = "kevent")]
     fn add(&mut self, source: BorrowedFd<'_>, events: Events, token: Token) -> Result<(), OsError> {
+        if source.as_raw_fd() == self.wake.read_fd() {
+            return Err(OsError::EINVAL);
+        }
         let settled = self.submit(source, &Changes::add(events), token)?;
         self.track(source.as_raw_fd(), token, settled)
     }
@@ -560,5 +569,41 @@ impl<const E: usize> defmt::Format for Kqueue<E> {
             self.kq().as_raw_fd(),
             E
         );
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    /// `register` of the number of the selector's own wake-up pipe (a
+    /// hostile or careless `borrow_raw`) is refused with `EINVAL`; the data
+    /// comes back, the table is empty, and wakes still end a `select`
+    /// without being reported as a key.
+    #[test]
+    #[allow(unsafe_code)]
+    fn register_of_the_wake_pipe_is_refused() {
+        let kq = Kqueue::<4>::new().unwrap();
+        let own_fd = kq.wake.read_fd();
+        let waker = crate::Waker::new(&kq).unwrap();
+        let mut sel: ioselect_core::Selector<Kqueue<4>, u32, 4> = ioselect_core::Selector::new(kq);
+        // SAFETY: the number is the selector's own pipe, open for as long as
+        // `sel` lives, which outlives this borrow.
+        let own = unsafe { BorrowedFd::borrow_raw(own_fd) };
+        let refused = sel.register(own, Events::READ, 7).unwrap_err();
+        assert_eq!(refused.error, Error::Os(OsError::EINVAL));
+        assert_eq!(refused.data, 7);
+        assert!(sel.is_empty());
+        for _ in 0..2 {
+            waker.wake().unwrap();
+            let start = std::time::Instant::now();
+            sel.select(Some(Duration::from_secs(10))).unwrap();
+            // The wake ended the wait (10 s would be a lost wake-up).
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the wake was lost"
+            );
+            assert!(sel.next_ready().is_none(), "a wake reported as a key");
+        }
     }
 }
