@@ -12,7 +12,8 @@ use crate::{
 /// user data `T`, over the kernel mechanism `B`, the table inline.
 ///
 /// OS crates wrap it for their backend (`ioselect_linux::DefaultSelector<T,
-/// N>`, a struct over this type with `BorrowedFd` methods); core's [`SoftBackend`](crate::SoftBackend) drives it without an OS.
+/// N>`, a struct over this type with `BorrowedFd` methods); core's
+/// [`SoftBackend`](crate::SoftBackend) drives it without an OS.
 /// It is [`SelectorIn`] with inline storage: see there for every method, and
 /// for tables too large to build on the stack.
 pub type Selector<B, T, const N: usize> = SelectorIn<B, T, [Slot<T>; N]>;
@@ -25,8 +26,9 @@ pub type Selector<B, T, const N: usize> = SelectorIn<B, T, [Slot<T>; N]>;
 /// The table takes `capacity * size_of::<Slot<T>>()` bytes
 /// (`size_of::<Slot<u64>>()` is 40 on 64-bit targets: 2.6 MB for 65,536
 /// keys), plus the backend's event buffer (epoll: 12 bytes per event on
-/// x86_64 and i686, 16 elsewhere). A [`Selector`] holds both inline: building one by
-/// value passes it through the stack, several times over in a debug build.
+/// x86_64 and i686, 16 elsewhere). A [`Selector`] holds both inline:
+/// building one by value passes it through the stack, several times over in
+/// a debug build.
 /// For large tables, give the table its own memory with
 /// [`with_storage`](Self::with_storage) or [`open_in`](Self::open_in):
 /// that takes O(1) stack whatever the capacity, and the selector itself is

@@ -364,10 +364,12 @@ impl<const E: usize> Backend for Kqueue<E> {
     /// ([dead pipes](crate::kernels#dead-pipes)).
     ///
     /// The read end of the selector's own wake-up pipe (which a caller can
-    /// only name with `borrow_raw`) is refused with `EINVAL`: an `EV_ADD` of
-    /// a knote that exists rewrites its `udata` on every kernel ([fd
-    /// filters](crate::kernels#fd-filters)), which would hand the wake-ups
-    /// to a key, and that key's `unregister` would end them.
+    /// only name with `borrow_raw`) is refused with `EINVAL`. Every kernel
+    /// looks knotes up by (fd, filter) ([fd filters](crate::kernels#fd-filters)),
+    /// so the `EV_ADD` would reach the wake-up knote itself rather than make
+    /// a new one (FreeBSD's `kqueue_register` rewrites its `udata` from the
+    /// change, handing the wake-ups to the key), and the key's `unregister`
+    /// would `EV_DELETE` it, ending the wake-ups on every kernel.
     #[doc(alias = "kevent")]
     fn add(&mut self, source: BorrowedFd<'_>, events: Events, token: Token) -> Result<(), OsError> {
         if source.as_raw_fd() == self.wake.read_fd() {

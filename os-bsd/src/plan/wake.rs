@@ -3,8 +3,9 @@
 //!
 //! Every selector owns a non-blocking pipe whose read end each of its
 //! kqueues watches with `EVFILT_READ` and `EV_CLEAR`; a `Waker` holds
-//! `dup`s of both ends (the read end so that a wake never raises `SIGPIPE`). The pipe, not the kqueue, is the wake-up source
-//! so that it outlives a kqueue: a
+//! `dup`s of both ends (the read end so that a wake never raises
+//! `SIGPIPE`). The pipe, not the kqueue, is the wake-up source so that it
+//! outlives a kqueue: a
 //! [rebuild](ioselect_core::SelectorIn::rebuild) registers the same pipe in
 //! a fresh kqueue, and wakers made before it wake the new one. (A kqueue's
 //! own `EVFILT_USER` event can be triggered only through a descriptor of
