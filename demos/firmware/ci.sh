@@ -21,7 +21,9 @@
 #     concurrent 64 KiB streams, a reset, a half-close, a stalled client and
 #     one connection too many against it; then the same against
 #     `net-embassy` (the same echo on embassy-net and embassy-executor,
-#     built with the `embassy` feature);
+#     built with the `embassy` feature), and against `net-echo` with a
+#     transmitter made busy on every third look (the `tx-busy` feature: QEMU's
+#     never is), which must have found it busy;
 #   - `panics` on each machine: must fail (the panic path exits non-zero);
 #   - `loop-ioselect`, `loop-hand` on each machine, and sizes.sh's tables:
 #     the loops' sizes, and the TCP echo's costs (`net-echo` against the
@@ -86,6 +88,11 @@ for mt in $targets; do
     # task instead of the selector's readiness: a build of its own.
     RUSTC_BOOTSTRAP=1 "$cargo" build --release --locked -q --target "$target" \
       --features embassy --bin net-embassy
+    # Fault injection: net-echo whose transmitter is busy on every third
+    # look (the `tx-busy` feature); a target directory of its own, so the
+    # sizes measured below stay net-echo's own.
+    RUSTC_BOOTSTRAP=1 "$cargo" build --release --locked -q --target "$target" \
+      --features tx-busy --target-dir target/tx-busy --bin net-echo
   fi
 done
 
@@ -161,6 +168,17 @@ check_net net-echo
 
 step "lm3s6965evb: the same on embassy-net and embassy-executor (net-echo.sh PORT net-embassy)"
 check_net net-embassy
+
+step "lm3s6965evb: the same with a transmitter busy on every third look (net-echo.sh PORT net-echo-tx-busy)"
+# QEMU's transmitter is never busy; the injected one makes the driver leave
+# received frames in the FIFO and smoltcp keep frames for a later poll,
+# with every byte of net_check.py's streams still checked.
+check_net net-echo-tx-busy
+busy=$(sed -n 's/.*transmitter busy \([0-9]*\) times.*/\1/p' "$logs/net-echo-tx-busy" | sort -n | tail -n 1)
+if [ "${busy:-0}" -eq 0 ]; then
+  echo "net-echo-tx-busy: the driver never found the transmitter busy" >&2; exit 1
+fi
+echo "net-echo-tx-busy: the driver found the transmitter busy $busy times, every check passed"
 
 step "sizes (the tables in demos/firmware/README.md and README.md)"
 ./sizes.sh --check

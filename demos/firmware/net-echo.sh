@@ -17,14 +17,18 @@ set -euo pipefail
 cd "$(dirname "$0")"
 port=${1:-}
 bin=${2:-net-echo}
+usage="usage: $0 PORT [net-echo | net-hand | net-embassy | net-echo-tx-busy]"
 case $port in
-  '' | *[!0-9]*) echo "usage: $0 PORT [net-echo | net-hand | net-embassy]" >&2; exit 2 ;;
+  '' | *[!0-9]*) echo "$usage" >&2; exit 2 ;;
 esac
-features=
+features= dir=target
 case $bin in
   net-echo | net-hand) ;;
   net-embassy) features="--features embassy" ;;
-  *) echo "usage: $0 PORT [net-echo | net-hand | net-embassy]" >&2; exit 2 ;;
+  # ci.sh's fault injection: net-echo with a transmitter that is busy on
+  # every third look (Cargo.toml's `tx-busy` feature), built apart.
+  net-echo-tx-busy) dir=target/tx-busy features="--features tx-busy --target-dir $dir" bin=net-echo ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
 for tool in qemu-system-arm /usr/bin/cargo /usr/bin/rustc; do
   command -v "$tool" >/dev/null || { echo "$0: $tool missing: run demos/firmware/ci.sh once (it installs the tools)" >&2; exit 1; }
@@ -41,4 +45,4 @@ RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --release --locked -q --target thumbv7m-n
 # qemu-run starts QEMU, decodes its log, and takes QEMU down with it
 # (PR_SET_PDEATHSIG) however it ends.
 exec "$run" --machine lm3s6965evb --nic "$port" --no-icount --timeout 0 \
-  "target/thumbv7m-none-eabi/release/$bin"
+  "$dir/thumbv7m-none-eabi/release/$bin"

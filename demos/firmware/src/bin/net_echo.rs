@@ -94,6 +94,15 @@ fn close(sel: &mut Sel<'_>, net: &Net, fd: RawFd, c: &Conn) {
     if c.received > VERBOSE {
         seed_log::closed(c.received, c.reads, c.busy_at, net.stats().0.polls);
     }
+    // Fault injection (see the `tx-busy` feature): what the driver met.
+    #[cfg(feature = "tx-busy")]
+    {
+        let driver = net.stats().1;
+        info!(
+            "    driver: {=u32} frames received, {=u32} sent, transmitter busy {=u32} times",
+            driver.rx, driver.tx, driver.tx_busy
+        );
+    }
 }
 
 fn read(sel: &mut Sel<'_>, net: &Net, fd: RawFd, mask: Events, conns: &mut Conns) {

@@ -27,7 +27,11 @@
 //!   (`TXEMP`), which wakes the network task when the frame is out. QEMU
 //!   sends a frame at once, within the write that sets `NEWTX`, and reads
 //!   `MACTR` as 0 (`stellaris_enet_read`): under QEMU the transmitter is
-//!   never busy, and that path does not run.
+//!   never busy. The `tx-busy` feature (fault injection, for ci.sh) makes
+//!   every third look find it busy, so that the busy paths of `receive`
+//!   and `transmit` run under QEMU; the embassy driver's `TXEMP` wake-up
+//!   does not (an injected busy transmitter sends no frame whose end could
+//!   raise it).
 //! - A frame read from the FIFO is the length word (frame length + 6), the
 //!   frame, and its FCS; the driver drops the FCS.
 
@@ -88,8 +92,13 @@ pub struct Stats {
     pub tx: u32,
     /// Frames dropped: longer than [`MTU`], or shorter than a header.
     pub rx_dropped: u32,
-    /// Times `transmit` found the transmitter busy (no token).
+    /// Times the driver found the transmitter busy: `transmit` handed out
+    /// no token, or a received frame was left in the FIFO.
     pub tx_busy: u32,
+    /// Looks at the transmitter (feature `tx-busy`: every third one finds
+    /// it busy).
+    #[cfg(feature = "tx-busy")]
+    pub tx_looks: u32,
 }
 
 /// The frame buffers, in `.bss`; handed out once, by [`Enet::init`].
@@ -219,10 +228,26 @@ impl Enet {
 
     /// Whether the transmitter is still sending (counted).
     pub(crate) fn tx_busy(&mut self) -> bool {
-        if read(TR) & TR_NEWTX != 0 {
+        if read(TR) & TR_NEWTX != 0 || self.injected_busy() {
             self.stats.tx_busy += 1;
             return true;
         }
+        false
+    }
+
+    /// Feature `tx-busy`: every third look at the transmitter finds it
+    /// busy (the look after a busy one never does, as a frame of a real
+    /// controller is out by then).
+    #[cfg(feature = "tx-busy")]
+    fn injected_busy(&mut self) -> bool {
+        self.stats.tx_looks = self.stats.tx_looks.wrapping_add(1);
+        self.stats.tx_looks % 3 == 0
+    }
+
+    /// Without feature `tx-busy`: the transmitter's own flag alone.
+    #[cfg(not(feature = "tx-busy"))]
+    #[allow(clippy::unused_self)]
+    fn injected_busy(&mut self) -> bool {
         false
     }
 
