@@ -95,10 +95,6 @@ pub struct Stats {
     /// Times the driver found the transmitter busy: `transmit` handed out
     /// no token, or a received frame was left in the FIFO.
     pub tx_busy: u32,
-    /// Looks at the transmitter (feature `tx-busy`: every third one finds
-    /// it busy).
-    #[cfg(feature = "tx-busy")]
-    pub tx_looks: u32,
 }
 
 /// The frame buffers, in `.bss`; handed out once, by [`Enet::init`].
@@ -115,6 +111,10 @@ pub struct Enet {
     tx: &'static mut [u32; BUF / 4],
     /// Counters.
     pub stats: Stats,
+    /// Feature `tx-busy`: looks at the transmitter since the last injected
+    /// busy one, 0 to 2 (a cycle, so no count wraps).
+    #[cfg(feature = "tx-busy")]
+    tx_phase: u8,
 }
 
 /// Called by the Ethernet interrupt: masks the controller's interrupts until
@@ -171,6 +171,8 @@ impl Enet {
             rx,
             tx,
             stats: Stats::default(),
+            #[cfg(feature = "tx-busy")]
+            tx_phase: 0,
         };
         Some((enet, mac))
     }
@@ -240,8 +242,12 @@ impl Enet {
     /// controller is out by then).
     #[cfg(feature = "tx-busy")]
     fn injected_busy(&mut self) -> bool {
-        self.stats.tx_looks = self.stats.tx_looks.wrapping_add(1);
-        self.stats.tx_looks % 3 == 0
+        self.tx_phase = if self.tx_phase == 2 {
+            0
+        } else {
+            self.tx_phase + 1
+        };
+        self.tx_phase == 0
     }
 
     /// Without feature `tx-busy`: the transmitter's own flag alone.
