@@ -99,8 +99,8 @@ fn close(sel: &mut Sel<'_>, net: &Net, fd: RawFd, c: &Conn) {
     {
         let driver = net.stats().1;
         info!(
-            "    driver: {=u32} frames received, {=u32} sent, transmitter busy {=u32} times",
-            driver.rx, driver.tx, driver.tx_busy
+            "    driver: {=u32} frames received, {=u32} sent, transmitter busy {=u32} times, {=u32} of them with a received frame held",
+            driver.rx, driver.tx, driver.tx_busy, driver.rx_held
         );
     }
 }

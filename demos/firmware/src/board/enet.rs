@@ -95,6 +95,10 @@ pub struct Stats {
     /// Times the driver found the transmitter busy: `transmit` handed out
     /// no token, or a received frame was left in the FIFO.
     pub tx_busy: u32,
+    /// Feature `tx-busy`: of those, the times a received frame was left in
+    /// the FIFO (the rest: `transmit` handed out no token).
+    #[cfg(feature = "tx-busy")]
+    pub rx_held: u32,
 }
 
 /// The frame buffers, in `.bss`; handed out once, by [`Enet::init`].
@@ -219,6 +223,10 @@ impl Enet {
                 return Rx::Empty;
             }
             if self.tx_busy() {
+                #[cfg(feature = "tx-busy")]
+                {
+                    self.stats.rx_held += 1;
+                }
                 return Rx::TxBusy;
             }
             let len = self.read_frame();
