@@ -93,12 +93,13 @@ pub(crate) fn markdown(t: &Tables, opts: &Opts, date: &str) -> String {
     let _ = writeln!(md, "## Select cost and registration churn\n");
     let _ = writeln!(
         md,
-        "Measured {date} on {}. `cargo bench -p ioselect-tests --bench select`; {} interleaved rounds of ~{} ms batches per row. \
+        "Measured {date} on {}. `cargo bench -p ioselect-tests --bench select`; {} interleaved rounds of ~{} ms batches (at least {} operations) per row. \
      Cells: median ns per operation over the rounds, then (median [p25–p75]) over the rounds of the ratio to the floor timed in the same round. \
      Each subject has its own eventfds, epoll instance and an event buffer of N.\n",
         machine(),
         opts.rounds,
-        opts.batch.as_millis()
+        opts.batch.as_millis(),
+        crate::timing::MIN_OPS
     );
     let _ = writeln!(
         md,

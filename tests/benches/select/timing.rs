@@ -49,8 +49,17 @@ impl Row {
     }
 }
 
+/// The fewest operations in a batch, so that no round's figure is that of a
+/// single operation: the largest rows take ~15 ms an operation, longer than
+/// a batch. Those rows stay the noisiest all the same (their kernel work
+/// dominates; see their A/A control column): B at N = K = 8192 against
+/// polling gave 0.991, 1.030 and 1.000 with one operation a round, 1.002
+/// with five.
+pub(crate) const MIN_OPS: u64 = 5;
+
 /// Interleaved rounds of `op(subject, iters)` over all subjects; `iters` is
-/// calibrated on the first subject so that its batch takes `opts.batch`.
+/// calibrated on the first subject so that its batch takes `opts.batch`, and
+/// is at least [`MIN_OPS`].
 pub(crate) fn measure(
     label: String,
     subjects: &mut [&mut dyn Subject],
@@ -68,7 +77,7 @@ pub(crate) fn measure(
         let dt = cpu_now() - t;
         if dt >= opts.batch / 4 || iters >= 1 << 30 {
             let per = dt.as_secs_f64() / iters as f64;
-            iters = ((opts.batch.as_secs_f64() / per) as u64).max(1);
+            iters = ((opts.batch.as_secs_f64() / per) as u64).max(MIN_OPS);
             break;
         }
         iters *= 2;
