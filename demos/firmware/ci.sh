@@ -23,7 +23,8 @@
 #     `net-embassy` (the same echo on embassy-net and embassy-executor,
 #     built with the `embassy` feature), and against `net-echo` with a
 #     transmitter made busy on every third look (the `tx-busy` feature: QEMU's
-#     never is), which must have found it busy;
+#     never is), in which both busy paths (a received frame held, a
+#     transmit refused) must have run;
 #   - `panics` on each machine: must fail (the panic path exits non-zero);
 #   - `loop-ioselect`, `loop-hand` on each machine, and sizes.sh's tables:
 #     the loops' sizes, and the TCP echo's costs (`net-echo` against the
