@@ -153,12 +153,13 @@ pub type KeyMap<T, const N: usize> = KeyMapIn<T, [Slot<T>; N]>;
 /// # Tokens never name a later key
 /// A token is a slot index and a tag. Tags come from a table-wide 64-bit
 /// counter of registrations, of which a token keeps the low 63 − `b` bits,
-/// where `b` is the number of bits of the capacity (the top bit marks
-/// [reserved](Token::reserved) tokens, `b` bits hold the index). So a stale
-/// token can only name the key that took its slot if exactly a multiple of
-/// 2<sup>63 − b</sup> registrations happened while the stale event waited:
-/// for a table of 65,536 keys, 2<sup>46</sup> (7 × 10<sup>13</sup>)
-/// registrations, two years at a million per second, and an event waits at
+/// where `b` is the number of bits of the highest slot index, capacity − 1
+/// (the top bit marks [reserved](Token::reserved) tokens, `b` bits hold the
+/// index). So a stale token can only name the key that took its slot if
+/// exactly a multiple of 2<sup>63 − b</sup> registrations happened while the
+/// stale event waited: for a table of 65,536 keys, 2<sup>47</sup>
+/// (1.4 × 10<sup>14</sup>) registrations, four years at a million per
+/// second, and an event waits at
 /// most one batch (or, on epoll, for as long as an fd closed while
 /// registered lives on in a `dup`: see [`Error::StaleRegistration`]).
 ///
@@ -186,10 +187,16 @@ pub struct KeyMapIn<T, S: Storage<T>> {
 /// The most slots a table may have: their links (index + 1) are `u32`s.
 const MAX_CAPACITY: usize = u32::MAX as usize - 1;
 
-/// The number of bits of `cap`: tokens keep the index below `1 << bits`, and
-/// `1 << bits > cap`, so [`Token::INTERNAL`] (all ones) never names a slot.
+/// The bits a slot index takes: those of the highest index, `cap - 1`
+/// (none for one slot). Tokens keep the index below `1 << bits`, the
+/// smallest power of two not below `cap`; when `cap` is one (an inline
+/// table of 64 or 1024 slots), every masked index is in bounds and the
+/// compiler drops the bounds check of [`KeyMapIn::slot_of`] (callgrind: 2
+/// instructions an event). A reserved token ([`Token::INTERNAL`], all ones)
+/// may name a slot by its index bits, but never matches a slot's token: those
+/// are stored without the reserved bit.
 const fn index_bits(cap: u32) -> u32 {
-    u32::BITS - cap.leading_zeros()
+    u32::BITS - cap.saturating_sub(1).leading_zeros()
 }
 
 /// The slot a new key goes to, which [`KeyMapIn::vacancy`] took off the
@@ -418,7 +425,7 @@ impl<T, S: Storage<T>> KeyMapIn<T, S> {
     /// reused) and for a [reserved](Token::reserved) one.
     #[inline]
     pub(crate) fn slot_of(&self, raw: u64) -> Option<(usize, &SelectorKey<T>)> {
-        // The cast keeps the index bits, which are below `cap`'s bit width.
+        // The cast keeps the index bits: as many as `cap - 1` has.
         #[allow(clippy::cast_possible_truncation)]
         let index = (raw & self.index_mask()) as usize;
         // Fresh slots (at `used` and above) and vacant ones have no key.

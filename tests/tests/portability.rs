@@ -122,8 +122,9 @@ fn tokens_with_distinct_bytes_and_data_of_every_width_round_trip() {
 }
 
 /// Full tables whose capacities sit on both sides of a bit boundary of the
-/// slot index (1,023 keys: 10 index bits, the last index 0b11_1111_1110;
-/// 1,024 keys: 11 bits), with the registration counter set so that the last
+/// slot index (1,024 keys: 10 index bits, the last index 0b11_1111_1111;
+/// 1,025 keys: 11 bits, the last index 0b100_0000_0000), with the
+/// registration counter set so that the last
 /// registration's tag fills every tag bit: every key, up to the last slot,
 /// gets its events through the kernel, 64 at a time.
 #[test]
@@ -132,13 +133,13 @@ fn full_tables_at_an_index_bit_boundary_deliver_every_key() {
     let have = raise_nofile(4096).unwrap();
     assert!(
         have >= 1100,
-        "RLIMIT_NOFILE is {have}: too low for 1,024 keys"
+        "RLIMIT_NOFILE is {have}: too low for 1,025 keys"
     );
     let (a, peer) = socketpair();
     (&peer).write_all(b"x").unwrap();
-    for cap in [1023usize, 1024] {
+    for cap in [1024usize, 1025] {
         let mut sel = Large::with_capacity(cap).unwrap();
-        let bits = usize::BITS - cap.leading_zeros();
+        let bits = usize::BITS - (cap - 1).leading_zeros();
         // A token keeps 63 - bits bits of the count as its tag (its top bit
         // is never a key's): the last registration's tag is all ones.
         sel.set_next_tag((u64::MAX >> (bits + 1)) - cap as u64 + 1);

@@ -11,7 +11,7 @@ use crate::{KeyMapIn, Renew, SelectorIn, Slot};
 /// The bits of a tag a token keeps: 64 less the reserved bit and the index
 /// bits.
 fn tag_bits(cap: u32) -> u32 {
-    63 - (u32::BITS - cap.leading_zeros())
+    63 - (u32::BITS - (cap - 1).leading_zeros())
 }
 
 #[test]

@@ -84,14 +84,36 @@ fn colliding_fds_chain() {
     }
 }
 
+/// Tokens name only their keys: past the slots, with another tag, or
+/// reserved, they name nothing.
 #[test]
 fn tokens_beyond_the_slots_name_nothing() {
+    // Three slots: two index bits, so index 3 is beyond them.
+    let mut m: KeyMap<(), 3> = KeyMap::new();
+    for fd in 0..3 {
+        insert(&mut m, fd, Events::READ, ());
+    }
+    assert!(m.slot_of(Token::INTERNAL.get()).is_none());
+    assert!(m.slot_of(Token::reserved(0).get()).is_none());
+    // Index 3 is beyond the three slots; tag 0 is the first key's.
+    assert!(m.slot_of(3).is_none());
+    assert!(m.slot_of(u64::MAX >> 1).is_none());
+    // The keys' own tokens (tag << 2 | index) do name them.
+    for (raw, fd) in [(0, 0), (1 << 2 | 1, 1), (2 << 2 | 2, 2)] {
+        assert_eq!(m.slot_of(raw).map(|(_, k)| k.fd), Some(fd));
+    }
+    // Two slots: one index bit, so every index names a slot, and only the
+    // tag (and the reserved bit) tells a key's token from any other.
     let mut m: KeyMap<(), 2> = KeyMap::new();
     insert(&mut m, 0, Events::READ, ());
     insert(&mut m, 1, Events::READ, ());
+    assert_eq!(m.slot_of(0).map(|(_, k)| k.fd), Some(0));
+    assert_eq!(m.slot_of(1 << 1 | 1).map(|(_, k)| k.fd), Some(1));
+    // Tag 1 at index 0, tag 0 at index 1: each slot's other tag.
+    assert!(m.slot_of(1 << 1).is_none());
+    assert!(m.slot_of(1).is_none());
     assert!(m.slot_of(Token::INTERNAL.get()).is_none());
     assert!(m.slot_of(Token::reserved(0).get()).is_none());
-    // Index 3 is beyond the two slots; tag 0 is the first key's.
-    assert!(m.slot_of(3).is_none());
+    assert!(m.slot_of(Token::reserved(1).get()).is_none());
     assert!(m.slot_of(u64::MAX >> 1).is_none());
 }
