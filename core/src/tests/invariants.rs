@@ -69,12 +69,22 @@ fn a_stale_event_does_not_reach_a_key_2_pow_32_registrations_later() {
 /// Crossing the tag's own wrap boundary (`2^(63 - b)` for `b` index bits)
 /// within one batch, with churn on the slot: never a stale delivery. And the
 /// documented bound is exact: only a registration exactly a multiple of
-/// `2^(63 - b)` later could match, and one registration fewer does not.
+/// `2^(63 - b)` later could match, and neither one registration fewer nor
+/// half as many do.
+/// For one slot (no index bits: the tag is the whole token), three (two
+/// bits, one index past the slots) and eight (three bits, every index a
+/// slot).
 #[test]
 fn crossing_the_tag_wrap_mid_batch_never_delivers_a_stale_event() {
+    crossing_the_tag_wrap::<1>();
+    crossing_the_tag_wrap::<3>();
+    crossing_the_tag_wrap::<8>();
+}
+
+fn crossing_the_tag_wrap<const N: usize>() {
     let r = SoftReadiness::new();
-    let mut sel: Sel<'_, 8> = new_sel(&r);
-    let period: u64 = 1 << tag_bits(8);
+    let mut sel: Sel<'_, N> = new_sel(&r);
+    let period: u64 = 1 << tag_bits(N as u32);
     sel.set_next_tag(period - 3);
     sel.register(1, Events::READ, 1).unwrap(); // tag period - 3
     r.set(1, Events::READ);
@@ -87,20 +97,29 @@ fn crossing_the_tag_wrap_mid_batch_never_delivers_a_stale_event() {
         sel.unregister(2).unwrap();
     }
     sel.register(2, Events::READ, 2).unwrap();
-    assert!(sel.next_ready().is_none());
-    assert_eq!(select_now(&mut sel), [(2, Events::READ, 2)]);
+    assert!(sel.next_ready().is_none(), "capacity {N}");
+    assert_eq!(select_now(&mut sel), [(2, Events::READ, 2)], "capacity {N}");
 
     // The bound: a stale token of tag t matches the slot's tag t + period,
     // and not t + period - 1 (nor, shown above, t + 1 .. t + 8).
-    let mut sel: Sel<'_, 8> = new_sel(&r);
+    let mut sel: Sel<'_, N> = new_sel(&r);
     sel.set_next_tag(5);
     sel.register(1, Events::READ, 1).unwrap();
     sel.select(Some(Duration::ZERO)).unwrap();
     sel.unregister(1).unwrap();
     sel.set_next_tag(5 + period - 1);
     sel.register(2, Events::READ, 2).unwrap();
-    assert!(sel.next_ready().is_none());
-    let mut sel: Sel<'_, 8> = new_sel(&r);
+    assert!(sel.next_ready().is_none(), "capacity {N}");
+    // Nor half the period later: the tag keeps all of its 63 - b bits.
+    let mut sel: Sel<'_, N> = new_sel(&r);
+    sel.set_next_tag(5);
+    sel.register(1, Events::READ, 1).unwrap();
+    sel.select(Some(Duration::ZERO)).unwrap();
+    sel.unregister(1).unwrap();
+    sel.set_next_tag(5 + period / 2);
+    sel.register(2, Events::READ, 2).unwrap();
+    assert!(sel.next_ready().is_none(), "capacity {N}: half the period");
+    let mut sel: Sel<'_, N> = new_sel(&r);
     sel.set_next_tag(5);
     sel.register(1, Events::READ, 1).unwrap();
     sel.select(Some(Duration::ZERO)).unwrap();
@@ -110,7 +129,7 @@ fn crossing_the_tag_wrap_mid_batch_never_delivers_a_stale_event() {
     assert_eq!(
         sel.next_ready().map(|(k, _)| k.fd()),
         Some(2),
-        "the documented bound is 2^(63 - b) registrations, exactly"
+        "capacity {N}: the documented bound is 2^(63 - b) registrations, exactly"
     );
 }
 
