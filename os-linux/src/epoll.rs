@@ -180,7 +180,8 @@ fn interest(events: Events) -> EventFlags {
 /// interest is what [`interest`] asked for (`IN`, `OUT`) plus
 /// `EPOLLERR | EPOLLHUP`, which `do_epoll_ctl` adds on `EPOLL_CTL_ADD` and
 /// `EPOLL_CTL_MOD`. The wake-up eventfd's `EPOLLET` is an input flag that
-/// `vfs_poll` never returns. A debug build checks this on every event.
+/// `vfs_poll` never returns. The build checks that those four flags are
+/// among the five bits on the target; a debug build checks every event.
 ///
 /// Each `Epoll` holds its own copy of the table (32 bytes), which the hot
 /// path reads through `self`: x86-64 cannot index a table by its address
@@ -198,6 +199,16 @@ fn readiness(table: &Readiness, flags: EventFlags) -> Events {
 
 /// The last index of [`READINESS`]: all five low bits.
 const READINESS_LAST: u32 = 31;
+
+// Every flag epoll reports here is one of the five low bits, on every
+// target: a build where they are not fails here.
+const _: () = assert!(
+    (EventFlags::IN.bits()
+        | EventFlags::OUT.bits()
+        | EventFlags::ERR.bits()
+        | EventFlags::HUP.bits())
+        <= READINESS_LAST
+);
 
 /// A readiness table: `Events` by epoll's five low event bits.
 type Readiness = [Events; READINESS_LAST as usize + 1];
