@@ -189,8 +189,8 @@ const MAX_CAPACITY: usize = u32::MAX as usize - 1;
 
 /// The bits a slot index takes: those of the highest index, `cap - 1`
 /// (none for one slot). Tokens keep the index below `1 << bits`, the
-/// smallest power of two not below `cap`; when `cap` is one (an inline
-/// table of 64 or 1024 slots), every masked index is in bounds and the
+/// smallest power of two not below `cap`; when `cap` is a power of two (an
+/// inline table of 64 or 1024 slots), every masked index is in bounds and the
 /// compiler drops the bounds check of [`KeyMapIn::slot_of`] (callgrind: 2
 /// instructions an event). A reserved token ([`Token::INTERNAL`], all ones)
 /// may name a slot by its index bits, but never matches a slot's token: those
