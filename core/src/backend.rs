@@ -106,6 +106,9 @@ use crate::{Error, Events, OsError, RawFd, Token};
 ///     fn event(&self, index: usize) -> Option<(u64, Events)> {
 ///         self.ready.get(index).copied()
 ///     }
+///     fn batch_len(&self) -> usize {
+///         self.ready.len()
+///     }
 /// }
 ///
 /// let mut sel: Selector<AlwaysReady, &str, 8> = Selector::new(AlwaysReady::default());
@@ -199,7 +202,8 @@ pub trait Backend {
     }
 
     /// Waits for readiness, at most `timeout` (`None`: forever), and returns
-    /// the number of events stored for [`event`](Self::event).
+    /// the number of events stored for [`event`](Self::event), which
+    /// [`batch_len`](Self::batch_len) then answers.
     ///
     /// # Errors
     /// [`Error::Os`] when the kernel refuses the wait itself, or
@@ -212,13 +216,20 @@ pub trait Backend {
     /// `wait` returned.
     fn event(&self, index: usize) -> Option<(u64, Events)>;
 
+    /// The count the last successful [`wait`](Self::wait) returned: the
+    /// events [`event`](Self::event) answers for. 0 for a backend that has
+    /// not waited yet. The selector reads its batch's length here, and only
+    /// here (one count, kept by the backend that stores the events); after
+    /// a failed wait it reads nothing, whatever this says.
+    fn batch_len(&self) -> usize;
+
     /// [`event`](Self::event) for an `index` the caller knows is below the
     /// count that the last `wait` returned: the selector's hot path, which
     /// already checks its cursor against that count. A backend may skip
     /// checking it again (epoll does: 2 instructions an event). Past the
-    /// count it must still stay within its buffer: an event of an earlier
-    /// wait, an empty one, or `None`, and never a panic. The default is
-    /// `event`.
+    /// count, and past the buffer, it must still stay within its buffer:
+    /// an entry of it (an event of this or an earlier wait, or an empty
+    /// one) or `None`, and never a panic. The default is `event`.
     #[inline]
     fn event_in_batch(&self, index: usize) -> Option<(u64, Events)> {
         self.event(index)

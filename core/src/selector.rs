@@ -89,17 +89,26 @@ pub type Selector<B, T, const N: usize> = SelectorIn<B, T, [Slot<T>; N]>;
 pub struct SelectorIn<B, T, S: Storage<T>> {
     backend: B,
     keys: KeyMapIn<T, S>,
-    /// Events of the last `select` not yet handed out: `cursor..batch`.
+    /// Events of the last `select` not yet handed out:
+    /// `cursor..backend.batch_len()` (`usize::MAX` after a failed wait: none).
     cursor: usize,
-    batch: usize,
-    /// A key was removed since the last `select`: an event of its batch
-    /// that names no key may be one of that key's.
-    removed: bool,
-    /// An event of the last batch named no key although none was removed
-    /// since the wait: a registration the kernel kept for a key the table
-    /// no longer has. The next `select` reports it.
-    stale: bool,
+    /// Backends whose registrations outlive their fds only: the state of
+    /// the last batch, read by `select` with one compare (settled when
+    /// `cursor >= end`), and by the cold path that meets an event naming
+    /// no key:
+    ///  - the batch's length, after the wait: nothing removed since;
+    ///  - 0 once a key was removed since the wait: an event that names no
+    ///    key may be one of that key's, so none is looked for;
+    ///  - [`STALE`] once an event of the batch named no key although none
+    ///    was removed since the wait (a registration the kernel kept for a
+    ///    key the table no longer has): the next `select` reports it. A
+    ///    removal keeps it.
+    end: usize,
 }
+
+/// [`SelectorIn::end`] when the last batch held an event of a stale
+/// registration: above every cursor of a batch.
+const STALE: usize = usize::MAX;
 
 impl<B: Backend, T, const N: usize> SelectorIn<B, T, [Slot<T>; N]> {
     /// A selector with no keys over `backend`, the table inline. `const`, so
@@ -184,9 +193,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
             backend,
             keys,
             cursor: 0,
-            batch: 0,
-            removed: false,
-            stale: false,
+            end: 0,
         }
     }
 
@@ -482,7 +489,13 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     #[inline(always)]
     fn remove(&mut self, at: Found) -> Result<SelectorKey<T>, Error> {
         if B::REGISTRATIONS_OUTLIVE_FDS {
-            self.removed = true;
+            // 0, or `STALE` kept: `STALE` is the only value with the top
+            // bit set (a batch is far shorter), which the arithmetic shift
+            // spreads over the word (one instruction).
+            #[allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
+            {
+                self.end = ((self.end as isize) >> (usize::BITS - 1)) as usize;
+            }
         }
         self.keys.remove(at).ok_or(Error::NotRegistered)
     }
@@ -604,11 +617,11 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     #[inline(always)]
     pub fn select(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         // The common case stays in the caller's frame (see `register`): the
-        // last batch was handed out whole, and held nothing stale.
-        // One branch for both (`|`, not `||`); a backend whose
-        // registrations never outlive their fds needs neither flag.
+        // last batch was handed out whole, and held nothing stale. One
+        // compare for both (`end`); a backend whose registrations never
+        // outlive their fds needs neither.
         let outlive = B::REGISTRATIONS_OUTLIVE_FDS;
-        if outlive && ((self.cursor < self.batch) | self.stale) {
+        if outlive && self.cursor < self.end {
             // The errors are built here, not returned by the cold calls: a
             // `Result` made of plain values lets the compiler send the
             // caller's `Ok` straight on (callgrind: 7 user-space
@@ -618,13 +631,12 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
                 return Err(Error::StaleRegistration);
             }
         }
-        if outlive {
-            self.removed = false;
-        }
         match self.backend.wait(timeout) {
             Ok(n) => {
                 self.cursor = 0;
-                self.batch = n;
+                if outlive {
+                    self.end = n;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -641,10 +653,10 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     #[cold]
     #[inline(never)]
     fn settle(&mut self) -> bool {
-        if self.cursor < self.batch {
+        if self.cursor < self.backend.batch_len() {
             self.look_at_rest();
         }
-        if self.stale {
+        if self.end == STALE {
             self.report_stale();
             return true;
         }
@@ -655,8 +667,10 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     #[cold]
     #[inline(never)]
     fn wait_failed(&mut self, error: Error) {
-        self.cursor = 0;
-        self.batch = 0;
+        // Whatever the backend's count says now: nothing to hand out, and
+        // nothing to settle (no `end` is above it: a batch that held a
+        // stale event is reported before any wait).
+        self.cursor = usize::MAX;
         Self::failed("select", -1, error);
     }
 
@@ -664,14 +678,15 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     /// that names no key (see [`unkeyed`](Self::unkeyed)).
     #[cold]
     fn look_at_rest(&mut self) {
-        for index in self.cursor..self.batch {
+        let len = self.backend.batch_len();
+        for index in self.cursor..len {
             if let Some((raw, _)) = self.backend.event(index) {
                 if self.keys.slot_of(raw).is_none() {
                     self.unkeyed(raw);
                 }
             }
         }
-        self.cursor = self.batch;
+        self.cursor = len;
     }
 
     /// An event that names no key: a backend's own (a reserved token), one
@@ -681,14 +696,16 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     #[cold]
     #[inline(never)]
     fn unkeyed(&mut self, raw: u64) {
-        if !self.removed && !Token::is_raw_reserved(raw) {
-            self.stale = true;
+        // `end` is the batch's length (nothing removed since the wait), 0
+        // (a key removed) or already `STALE`.
+        if self.end != 0 && !Token::is_raw_reserved(raw) {
+            self.end = STALE;
         }
     }
 
     #[cold]
     fn report_stale(&mut self) {
-        self.stale = false;
+        self.end = 0;
         Self::failed("select", -1, Error::StaleRegistration);
     }
 
@@ -719,7 +736,7 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
     #[inline(always)]
     pub fn next_ready(&mut self) -> Option<(KeyMut<'_, T>, Events)> {
         let (index, mask) = loop {
-            if self.cursor >= self.batch {
+            if self.cursor >= self.backend.batch_len() {
                 return None;
             }
             let index = self.cursor;
@@ -829,9 +846,7 @@ impl<B: Renew, T, S: Storage<T>> SelectorIn<B, T, S> {
             backend,
             keys,
             cursor,
-            batch,
-            removed,
-            stale,
+            end,
         } = self;
         let keys: &'s KeyMapIn<T, S> = keys;
         let mut fresh = backend
@@ -849,9 +864,7 @@ impl<B: Renew, T, S: Storage<T>> SelectorIn<B, T, S> {
         *backend = fresh;
         // The batch was the old backend's, and so was what it held.
         *cursor = 0;
-        *batch = 0;
-        *removed = false;
-        *stale = false;
+        *end = 0;
         Ok(())
     }
 }

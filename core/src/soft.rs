@@ -387,6 +387,11 @@ impl<const M: usize, P: Waiting> Backend for SoftBackend<'_, M, P> {
         }
     }
 
+    #[inline]
+    fn batch_len(&self) -> usize {
+        usize::from(self.len)
+    }
+
     fn event(&self, index: usize) -> Option<(u64, Events)> {
         if index >= usize::from(self.len) {
             return None;

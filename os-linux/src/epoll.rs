@@ -383,10 +383,14 @@ impl<const E: usize> Backend for Epoll<E> {
         };
         match result {
             Ok(n) => {
-                self.ready = n;
                 if n > 0 && *self.wakers.get_mut() {
                     self.take_wake(n);
                 }
+                // Stored after the wake-up is taken: the count then reaches
+                // the selector's loop as the value `epoll_wait` returned,
+                // not as a load (`take_wake` could write through `&self`,
+                // for all the compiler knows).
+                self.ready = n;
                 Ok(n)
             }
             Err(e) => {
@@ -410,6 +414,11 @@ impl<const E: usize> Backend for Epoll<E> {
     }
 
     #[inline]
+    fn batch_len(&self) -> usize {
+        self.ready
+    }
+
+    #[inline]
     fn event(&self, index: usize) -> Option<(u64, Events)> {
         if index >= self.ready {
             return None;
@@ -418,10 +427,18 @@ impl<const E: usize> Backend for Epoll<E> {
     }
 
     /// `event` without the check against the last count (the selector
-    /// makes it): past that count, the buffer's older entries.
+    /// makes it): past that count, the buffer's older entries; past the
+    /// buffer, an entry of it when its length is a power of two (the index
+    /// is masked), `None` otherwise.
     #[inline]
     fn event_in_batch(&self, index: usize) -> Option<(u64, Events)> {
-        let event = self.events.get(index)?;
+        // A power-of-two buffer keeps any index in it with a mask (one
+        // instruction, no branch); otherwise the index is checked.
+        let event = if E.is_power_of_two() {
+            self.events.get(index & (E - 1))?
+        } else {
+            self.events.get(index)?
+        };
         // Copy out of the (packed on x86_64) struct before use.
         let (flags, data) = (event.flags, event.data);
         Some((data.u64(), readiness(&self.readiness, flags)))
@@ -530,6 +547,55 @@ mod tests {
         send_sync::<crate::DefaultSelector<u32, 4>>();
         send_sync::<crate::LargeSelector<u32>>();
         send_sync::<crate::Waker>();
+    }
+
+    /// `batch_len` is the count the last wait returned (0 before any), and
+    /// `event_in_batch` stays in the buffer whatever the index: a
+    /// power-of-two buffer masks it (index `E` is entry 0), any other
+    /// length answers `None` past its end.
+    fn batch_len_and_event_in_batch<const E: usize>() {
+        let mut epoll = Epoll::<E>::new().unwrap();
+        assert_eq!(epoll.batch_len(), 0);
+        let fds: [OwnedFd; 5] =
+            core::array::from_fn(|_| eventfd(1, EventfdFlags::CLOEXEC).unwrap());
+        for (i, fd) in (1..).zip(&fds) {
+            epoll
+                .add(fd.as_fd(), Events::READ, Token::reserved(i))
+                .unwrap();
+        }
+        let n = epoll.wait(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(n, E.min(fds.len()));
+        assert_eq!(epoll.batch_len(), n);
+        for index in 0..n {
+            assert!(epoll.event_in_batch(index).is_some());
+            assert_eq!(epoll.event_in_batch(index), epoll.event(index));
+        }
+        let (wrap, last) = if E.is_power_of_two() {
+            (epoll.event_in_batch(0), epoll.event_in_batch(E - 1))
+        } else {
+            (None, None)
+        };
+        assert_eq!(epoll.event_in_batch(E), wrap);
+        assert_eq!(epoll.event_in_batch(usize::MAX), last);
+        for (i, fd) in (1..).zip(&fds) {
+            epoll
+                .delete(fd.as_fd(), Events::READ, Token::reserved(i))
+                .unwrap();
+        }
+        assert_eq!(epoll.wait(Some(Duration::ZERO)).unwrap(), 0);
+        assert_eq!(epoll.batch_len(), 0);
+    }
+
+    #[test]
+    fn batch_len_and_event_in_batch_power_of_two() {
+        batch_len_and_event_in_batch::<4>();
+        batch_len_and_event_in_batch::<1>();
+    }
+
+    #[test]
+    fn batch_len_and_event_in_batch_other_lengths() {
+        batch_len_and_event_in_batch::<3>();
+        batch_len_and_event_in_batch::<6>();
     }
 
     /// `delete_closed` of the number of the selector's own wake-up eventfd

@@ -295,6 +295,9 @@ impl<B: Backend> Backend for CountingBackend<B> {
         self.events_read.set(self.events_read.get() + 1);
         self.inner.event(index)
     }
+    fn batch_len(&self) -> usize {
+        self.inner.batch_len()
+    }
 }
 
 type Counted<const N: usize> = Selector<CountingBackend<OsBackend<N>>, usize, N>;

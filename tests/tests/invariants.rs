@@ -110,8 +110,9 @@ fn wakers_survive_rebuild() {
     );
 }
 
-/// `Backend::event` promises `None` at and past the last wait's count;
-/// `event_in_batch` only stays within its buffer.
+/// `Backend::event` promises `None` at and past the last wait's count,
+/// which `batch_len` answers; `event_in_batch` only stays within its
+/// buffer.
 #[test]
 fn event_past_the_last_count_is_none() {
     use ioselect_tests::OpenBackend;
@@ -129,8 +130,12 @@ fn event_past_the_last_count_is_none() {
     backend
         .add(b.as_fd(), Events::WRITE, ioselect_tests::Token::reserved(2))
         .unwrap();
+    // Before any wait the batch is empty; after one, `batch_len` is the
+    // count the wait returned (the selector reads it there).
+    assert_eq!(backend.batch_len(), 0);
     let n = backend.wait(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(n, 2);
+    assert_eq!(backend.batch_len(), 2);
     assert!(backend.event(1).is_some());
     // Only b is ready now: the buffer's second entry is old data.
     backend
@@ -142,6 +147,7 @@ fn event_past_the_last_count_is_none() {
         .unwrap();
     let n = backend.wait(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(n, 1);
+    assert_eq!(backend.batch_len(), 1);
     assert_eq!(
         backend.event(0).map(|e| e.0),
         Some(ioselect_tests::Token::reserved(2).get())
@@ -150,14 +156,19 @@ fn event_past_the_last_count_is_none() {
     assert_eq!(backend.event(4), None);
     assert_eq!(backend.event(usize::MAX), None);
     // `event_in_batch` may skip the count: below it, the same event;
-    // past it, the buffer's entry from the first wait (a's or b's) or
-    // `None`; past the buffer, `None`, never a panic.
+    // past it, and past the buffer, an entry of the buffer (one of the
+    // first wait's events, or one never written, token 0) or `None`,
+    // never a panic. (epoll's power-of-two buffer masks the index: index 4
+    // of 4 entries is entry 0.)
     assert_eq!(backend.event_in_batch(0), backend.event(0));
     let first = [1, 2].map(|n| ioselect_tests::Token::reserved(n).get());
-    let past = backend.event_in_batch(1);
-    assert!(past.is_none_or(|(t, _)| first.contains(&t)), "{past:?}");
-    assert_eq!(backend.event_in_batch(4), None);
-    assert_eq!(backend.event_in_batch(usize::MAX), None);
+    for index in [1, 2, 3, 4, 5, usize::MAX] {
+        let past = backend.event_in_batch(index);
+        assert!(
+            past.is_none_or(|(t, _)| t == 0 || first.contains(&t)),
+            "{index}: {past:?}"
+        );
+    }
     drop(peer);
 }
 

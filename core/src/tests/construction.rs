@@ -41,6 +41,9 @@ impl Backend for Openable {
     fn event(&self, index: usize) -> Option<(u64, Events)> {
         self.0.event(index)
     }
+    fn batch_len(&self) -> usize {
+        self.0.batch_len()
+    }
 }
 
 #[test]

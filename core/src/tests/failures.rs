@@ -137,6 +137,10 @@ impl Backend for KeepsBuffer<'_> {
     fn event(&self, index: usize) -> Option<(u64, Events)> {
         self.inner.event(index)
     }
+    /// The last successful wait's count, kept through a failed one.
+    fn batch_len(&self) -> usize {
+        self.inner.batch_len()
+    }
 }
 
 #[test]

@@ -162,6 +162,9 @@ impl Backend for Noisy<'_> {
             _ => None,
         }
     }
+    fn batch_len(&self) -> usize {
+        self.count
+    }
 }
 
 #[test]

@@ -21,6 +21,8 @@ struct Lingering<'r> {
     ghosts: Vec<u64>,
     /// Events of the last wait: the inner backend's, then the ghosts.
     inner_count: usize,
+    /// The last wait's count (ghosts added since do not count).
+    count: usize,
 }
 
 impl<'r> Lingering<'r> {
@@ -30,6 +32,7 @@ impl<'r> Lingering<'r> {
             tokens: BTreeMap::new(),
             ghosts: Vec::new(),
             inner_count: 0,
+            count: 0,
         }
     }
 }
@@ -60,13 +63,17 @@ impl Backend for Lingering<'_> {
     }
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         self.inner_count = self.inner.wait(timeout)?;
-        Ok(self.inner_count + self.ghosts.len())
+        self.count = self.inner_count + self.ghosts.len();
+        Ok(self.count)
     }
     fn event(&self, index: usize) -> Option<(u64, Events)> {
         match index.checked_sub(self.inner_count) {
             None => self.inner.event(index),
             Some(i) => self.ghosts.get(i).map(|&raw| (raw, RW)),
         }
+    }
+    fn batch_len(&self) -> usize {
+        self.count
     }
 }
 
@@ -78,6 +85,7 @@ impl Renew for Lingering<'_> {
             tokens: BTreeMap::new(),
             ghosts: Vec::new(),
             inner_count: 0,
+            count: 0,
         })
     }
 }
@@ -164,6 +172,34 @@ fn keys_removed_mid_batch_are_not_reported() {
     );
 }
 
+/// A lingering registration met in a batch is reported even when a key is
+/// removed after it was met: the removal only stops the look for one, it
+/// does not forget one found.
+#[test]
+fn a_removal_after_a_stale_event_keeps_the_report() {
+    let r = SoftReadiness::new();
+    let mut sel: LSel<'_> = Selector::new(Lingering::new(&r));
+    for fd in [3, 4, 5] {
+        sel.register(fd, Events::READ, fd as u32).unwrap();
+    }
+    sel.unregister_closed(3).unwrap();
+    r.set(4, Events::READ);
+    r.set(5, Events::READ);
+    sel.select(Some(Duration::ZERO)).unwrap();
+    assert_eq!(delivered(&mut sel), [(4, 4), (5, 5)]);
+    // The ghost of 3 was met; then the application lets 4 and 5 go.
+    sel.unregister(4).unwrap();
+    assert_eq!(sel.unregister_closed(5).map(|k| *k.data()), Ok(5));
+    assert_eq!(
+        sel.select(Some(Duration::ZERO)),
+        Err(Error::StaleRegistration)
+    );
+    // Reported once: the next select waits (the ghosts end it at once).
+    sel.select(Some(Duration::ZERO)).unwrap();
+    assert_eq!(delivered(&mut sel), []);
+    assert!(sel.is_empty());
+}
+
 /// Reserved tokens (a backend's own registrations: a waker's) are never a
 /// stale registration, whatever else happened.
 #[test]
@@ -197,6 +233,9 @@ fn reserved_tokens_are_never_reported() {
                 Some(1) => Some((Token::reserved(0).get(), RW)),
                 Some(_) => None,
             }
+        }
+        fn batch_len(&self) -> usize {
+            self.1 + 2
         }
     }
     let mut sel: Selector<Waking<'_>, u32, 4> = Selector::new(Waking(SoftBackend::new(&r), 0));

@@ -484,6 +484,11 @@ impl<const E: usize> Backend for Kqueue<E> {
     }
 
     #[inline]
+    fn batch_len(&self) -> usize {
+        self.len + self.extra.len()
+    }
+
+    #[inline]
     fn event(&self, index: usize) -> Option<(u64, Events)> {
         match index.checked_sub(self.len) {
             None => self.ready.get(index).copied(),
