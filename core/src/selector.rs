@@ -633,6 +633,13 @@ impl<B: Backend, T, S: Storage<T>> SelectorIn<B, T, S> {
         }
         match self.backend.wait(timeout) {
             Ok(n) => {
+                // The batch is read through `batch_len` from here on: a
+                // backend that answers another count breaks its contract.
+                debug_assert_eq!(
+                    self.backend.batch_len(),
+                    n,
+                    "Backend::batch_len must answer the count wait returned"
+                );
                 self.cursor = 0;
                 if outlive {
                     self.end = n;

@@ -143,6 +143,64 @@ impl Backend for KeepsBuffer<'_> {
     }
 }
 
+/// A careless backend: `batch_len` one more than the count its `wait`
+/// returned (and than `event` answers for).
+struct Miscounts<'r>(SoftBackend<'r, M>);
+
+impl Backend for Miscounts<'_> {
+    type Source<'a> = RawFd;
+    fn fd(source: RawFd) -> RawFd {
+        source
+    }
+    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+        self.0.add(fd, events, token)
+    }
+    fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
+        self.0.modify(fd, old, new, token)
+    }
+    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+        self.0.delete(fd, events, token)
+    }
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
+        self.0.wait(timeout)
+    }
+    fn event(&self, index: usize) -> Option<(u64, Events)> {
+        self.0.event(index)
+    }
+    fn batch_len(&self) -> usize {
+        self.0.batch_len() + 1
+    }
+}
+
+/// A debug build stops a backend whose `batch_len` is not its wait's count
+/// at the `select` that meets it.
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "Backend::batch_len must answer the count wait returned")]
+fn a_miscounting_backend_is_caught_in_debug_builds() {
+    let r = SoftReadiness::<M>::new();
+    let mut sel: Selector<Miscounts<'_>, u32, 4> = Selector::new(Miscounts(SoftBackend::new(&r)));
+    sel.register(1, Events::READ, 1).unwrap();
+    r.set(1, Events::READ);
+    let _ = sel.select(Some(Duration::ZERO));
+}
+
+/// In a release build the same backend costs nothing worse than a skipped
+/// index: the event past its count is `None`, and no key gets a phantom
+/// event.
+#[test]
+#[cfg(not(debug_assertions))]
+fn a_miscounting_backend_delivers_no_phantom_in_release_builds() {
+    let r = SoftReadiness::<M>::new();
+    let mut sel: Selector<Miscounts<'_>, u32, 4> = Selector::new(Miscounts(SoftBackend::new(&r)));
+    sel.register(1, Events::READ, 1).unwrap();
+    sel.register(2, Events::READ, 2).unwrap();
+    r.set(1, Events::READ);
+    sel.select(Some(Duration::ZERO)).unwrap();
+    let got: Vec<_> = core::iter::from_fn(|| sel.next_ready().map(|(k, m)| (k.fd(), m))).collect();
+    assert_eq!(got, [(1, Events::READ)]);
+}
+
 #[test]
 fn failed_select_never_replays_the_old_batch() {
     let r = SoftReadiness::<M>::new();
