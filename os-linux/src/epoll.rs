@@ -388,8 +388,9 @@ impl<const E: usize> Backend for Epoll<E> {
                 }
                 // Stored after the wake-up is taken: the count then reaches
                 // the selector's loop as the value `epoll_wait` returned,
-                // not as a load (`take_wake` could write through `&self`,
-                // for all the compiler knows).
+                // not as a load (`take_wake`'s cold `drain_notify` is an
+                // opaque call with `self`: for all the compiler knows, the
+                // `AtomicBool` in it lets it write the count).
                 self.ready = n;
                 Ok(n)
             }
