@@ -58,12 +58,12 @@ struct Conns {
     logged: bool,
 }
 
-impl Conns {
-    fn get(&mut self, fd: RawFd) -> &mut Conn {
-        match net::socket_index(fd) {
-            Some(i) => &mut self.conns[i],
-            None => defmt::panic!("not a connection: {}", fd),
-        }
+/// The state of connection `fd` (a number `accept` returned): one lookup,
+/// for `accept` and `read`.
+fn conn(conns: &mut [Conn; SOCKETS], fd: RawFd) -> &mut Conn {
+    match net::socket_index(fd) {
+        Some(i) => &mut conns[i],
+        None => defmt::panic!("not a connection: {=i32}", fd),
     }
 }
 
@@ -75,7 +75,7 @@ fn accept(sel: &mut Sel<'_>, net: &Net, fd: RawFd, _mask: Events, conns: &mut Co
     };
     conns.logged = true;
     seed_log::accept(peer);
-    let c = conns.get(conn);
+    let c = self::conn(&mut conns.conns, conn);
     (c.peer, c.start, c.end, c.received, c.reads) = (peer, 0, 0, 0, 0);
     c.busy_at = fw::meter::busy_ns();
     if sel.register(conn, Events::READ, Handler(read)).is_err() {
@@ -107,10 +107,7 @@ fn close(sel: &mut Sel<'_>, net: &Net, fd: RawFd, c: &Conn) {
 
 fn read(sel: &mut Sel<'_>, net: &Net, fd: RawFd, mask: Events, conns: &mut Conns) {
     let logged = &mut conns.logged;
-    let c = match net::socket_index(fd) {
-        Some(i) => &mut conns.conns[i],
-        None => defmt::panic!("not a connection: {}", fd),
-    };
+    let c = conn(&mut conns.conns, fd);
     if mask.contains(Events::WRITE) {
         // The rest of the last read (`sendall`).
         match net.send(fd, &c.buf[c.start..c.end]) {
