@@ -163,7 +163,8 @@ fn read(sel: &mut Sel<'_>, net: &Net, fd: RawFd, mask: Events, conns: &mut Conns
 }
 
 static NET: NetCell = NetCell::new();
-/// The connections' state, out of the stack.
+/// The connections' state, out of the stack: all zeros, so in `.bss` (a
+/// byte not zero would put all of it in `.data`, whose image is in flash).
 static CONNS: fw::Once<Conns> = fw::Once::new(Conns {
     conns: [Conn {
         peer: seed_log::NOBODY,
@@ -174,7 +175,7 @@ static CONNS: fw::Once<Conns> = fw::Once::new(Conns {
         reads: 0,
         busy_at: 0,
     }; SOCKETS],
-    logged: true,
+    logged: false,
 });
 
 #[cortex_m_rt::entry]
@@ -199,6 +200,8 @@ fn main() -> ! {
     let Some(conns) = CONNS.take() else {
         panic!("connections taken")
     };
+    // `starting` logs: `waiting for I/O` follows.
+    conns.logged = true;
     seed_log::starting(ip, PORT, "");
     let server = match net.listen(PORT, 5) {
         Ok(fd) => fd,
