@@ -78,7 +78,14 @@ fn accept(sel: &mut Sel<'_>, net: &Net, fd: RawFd, _mask: Events, conns: &mut Co
     let c = self::conn(&mut conns.conns, conn);
     (c.peer, c.start, c.end, c.received, c.reads) = (peer, 0, 0, 0, 0);
     c.busy_at = fw::meter::busy_ns();
-    if sel.register(conn, Events::READ, Handler(read)).is_err() {
+    register(sel, conn, Handler(read));
+}
+
+/// `sel.register`, for the listener (in `main`) and each connection (in
+/// `accept`): one copy of the selector's insertion, not one inlined in each.
+#[inline(never)]
+fn register(sel: &mut Sel<'_>, fd: RawFd, handler: Handler) {
+    if sel.register(fd, Events::READ, handler).is_err() {
         panic!("register");
     }
 }
@@ -207,9 +214,7 @@ fn main() -> ! {
         Ok(fd) => fd,
         Err(e) => defmt::panic!("listen: {}", e),
     };
-    if sel.register(server, Events::READ, Handler(accept)).is_err() {
-        panic!("register");
-    }
+    register(&mut sel, server, Handler(accept));
     loop {
         if conns.logged {
             info!("waiting for I/O");
