@@ -464,18 +464,15 @@ impl Net {
         let iface = interface(&mut dev, mac, ip, gateway);
         let Storage { sockets, rx, tx } = storage;
         let mut set = SocketSet::new(&mut sockets[..]);
-        let mut handles = [None; SOCKETS];
-        for ((h, rx), tx) in handles.iter_mut().zip(rx.iter_mut()).zip(tx.iter_mut()) {
-            let s = tcp::Socket::new(
+        // One socket per pair of buffers (`add` into a set with room for all
+        // SOCKETS never fails).
+        let mut tx = tx.iter_mut();
+        let handles = rx.each_mut().map(|rx| {
+            let Some(tx) = tx.next() else { unreachable!() };
+            set.add(tcp::Socket::new(
                 tcp::SocketBuffer::new(&mut rx[..]),
                 tcp::SocketBuffer::new(&mut tx[..]),
-            );
-            *h = Some(set.add(s));
-        }
-        let handles = handles.map(|h| match h {
-            Some(h) => h,
-            // `add` into a set with room for all SOCKETS never fails.
-            None => unreachable!(),
+            ))
         });
         Self {
             inner: RefCell::new(Inner {
