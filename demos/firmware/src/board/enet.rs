@@ -38,7 +38,11 @@
 //!   `TXEMP` without acknowledging it first (the latched bit is the end of
 //!   the frame pretended in flight), so QEMU raises the controller's real
 //!   interrupt, whose handler counts the wake-up and acknowledges `TXEMP`
-//!   (the next injected busy look needs a frame sent after it).
+//!   (the next injected busy look needs a frame sent after it). The
+//!   selector's driver never acknowledges `TXEMP` after `init`: for it, a
+//!   look is made busy once any frame has been sent. Once the transmitter
+//!   is found idle again the embassy driver masks `TXEMP` (otherwise the
+//!   end of the next frame would wake the task for nothing).
 //! - A frame read from the FIFO is the length word (frame length + 6), the
 //!   frame, and its FCS; the driver drops the FCS.
 
