@@ -24,7 +24,9 @@
 #     built with the `embassy` feature), and against `net-echo` with a
 #     transmitter made busy on every third look (the `tx-busy` feature: QEMU's
 #     never is), in which both busy paths (a received frame held, a
-#     transmit refused) must have run;
+#     transmit refused) must have run; and against `net-embassy` so
+#     injected, in which the "transmit FIFO empty" interrupt (QEMU's own,
+#     latched by a real frame) must have woken the network task;
 #   - `panics` on each machine: must fail (the panic path exits non-zero);
 #   - `loop-ioselect`, `loop-hand` on each machine, and sizes.sh's tables:
 #     the loops' sizes, and the TCP echo's costs (`net-echo` against the
@@ -94,6 +96,8 @@ for mt in $targets; do
     # sizes measured below stay net-echo's own.
     RUSTC_BOOTSTRAP=1 "$cargo" build --release --locked -q --target "$target" \
       --features tx-busy --target-dir target/tx-busy --bin net-echo
+    RUSTC_BOOTSTRAP=1 "$cargo" build --release --locked -q --target "$target" \
+      --features embassy,tx-busy --target-dir target/tx-busy --bin net-embassy
   fi
 done
 
@@ -184,6 +188,25 @@ if [ -z "$busy" ] || [ "$held" -eq 0 ] || [ "$held" -ge "$busy" ]; then
   echo "net-echo-tx-busy: a busy path did not run (busy ${busy:-?} times, ${held:-?} with a frame held): $last" >&2; exit 1
 fi
 echo "net-echo-tx-busy: the transmitter was busy $busy times ($held with a received frame held, $(( busy - held )) at transmit), every check passed"
+
+step "lm3s6965evb: net-embassy with the transmitter busy on every third look (net-echo.sh PORT net-embassy-tx-busy)"
+# An injected busy look unmasks "transmit FIFO empty" (TXEMP) unacknowledged:
+# QEMU latched it when it sent the last frame, and raises the controller's
+# interrupt at the unmask, which wakes the network task. The driver's
+# counters at the last close: both busy paths and that wake-up must have run.
+check_net net-embassy-tx-busy
+last=$(grep 'wake-ups by TXEMP' "$logs/net-embassy-tx-busy" | tail -n 1)
+busy=$(printf '%s\n' "$last" | sed -n 's/.*transmitter busy \([0-9]*\) times, \([0-9]*\) of them.*/\1/p')
+held=$(printf '%s\n' "$last" | sed -n 's/.*transmitter busy \([0-9]*\) times, \([0-9]*\) of them.*/\2/p')
+wakes=$(printf '%s\n' "$last" | sed -n 's/.* \([0-9][0-9]*\) wake-ups by TXEMP.*/\1/p')
+case "$busy:$held:$wakes" in
+  [0-9]*:[0-9]*:[0-9]*) ;;
+  *) echo "net-embassy-tx-busy: no driver counters in its log: $last" >&2; exit 1 ;;
+esac
+if [ "$held" -eq 0 ] || [ "$held" -ge "$busy" ] || [ "$wakes" -eq 0 ]; then
+  echo "net-embassy-tx-busy: a busy path or the TXEMP wake-up did not run (busy $busy times, $held with a frame held, $wakes TXEMP wake-ups): $last" >&2; exit 1
+fi
+echo "net-embassy-tx-busy: the transmitter was busy $busy times ($held with a received frame held, $(( busy - held )) at transmit), $wakes wake-ups by TXEMP, every check passed"
 
 step "sizes (the tables in demos/firmware/README.md and README.md)"
 ./sizes.sh --check

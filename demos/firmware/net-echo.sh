@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 port=${1:-}
 bin=${2:-net-echo}
-usage="usage: $0 PORT [net-echo | net-hand | net-embassy | net-echo-tx-busy]"
+usage="usage: $0 PORT [net-echo | net-hand | net-embassy | net-echo-tx-busy | net-embassy-tx-busy]"
 case $port in
   '' | *[!0-9]*) echo "$usage" >&2; exit 2 ;;
 esac
@@ -28,6 +28,8 @@ case $bin in
   # ci.sh's fault injection: net-echo with a transmitter that is busy on
   # every third look (Cargo.toml's `tx-busy` feature), built apart.
   net-echo-tx-busy) dir=target/tx-busy features="--features tx-busy --target-dir $dir" bin=net-echo ;;
+  # The same for net-embassy, whose "transmit FIFO empty" wake-up then runs.
+  net-embassy-tx-busy) dir=target/tx-busy features="--features embassy,tx-busy --target-dir $dir" bin=net-embassy ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac
 for tool in qemu-system-arm /usr/bin/cargo /usr/bin/rustc; do

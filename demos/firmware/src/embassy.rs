@@ -11,8 +11,9 @@
 //!   the interrupt only when the FIFO is empty, so a frame that arrives
 //!   after the look still raises it. `transmit` never waits: while the
 //!   transmitter is busy it returns `None` and unmasks the "transmit FIFO
-//!   empty" interrupt, whose wake-up polls the stack again (never taken
-//!   under QEMU, whose transmitter is never busy: see `enet`).
+//!   empty" interrupt, whose wake-up polls the stack again (under QEMU,
+//!   whose transmitter is never busy, only with the `tx-busy` fault
+//!   injection: see `enet`; [`driver_stats`] then counts those wake-ups).
 //! - Time: embassy-time's default 1 MHz tick, read from the board's clock
 //!   ([`now_micros`](crate::now_micros): a 64-bit count of SysTick's 1 ms
 //!   ticks kept with plain loads and stores, plus the part of the current
@@ -56,6 +57,22 @@ pub fn polls() -> u32 {
     POLLS.load(Ordering::Relaxed)
 }
 
+/// Feature `tx-busy`: the driver's counters as of the last poll of the
+/// stack (the driver itself is embassy-net's), and the wake-ups by the
+/// "transmit FIFO empty" interrupt.
+#[cfg(feature = "tx-busy")]
+static STATS: Mutex<core::cell::Cell<Option<enet::Stats>>> =
+    Mutex::new(core::cell::Cell::new(None));
+
+/// Feature `tx-busy`: the driver's counters as of the last poll of the
+/// stack, and the wake-ups of the network task by the "transmit FIFO
+/// empty" interrupt so far.
+#[cfg(feature = "tx-busy")]
+pub fn driver_stats() -> (enet::Stats, u32) {
+    let stats = critical_section::with(|cs| STATS.borrow(cs).get()).unwrap_or_default();
+    (stats, enet::tx_empty_wakes())
+}
+
 /// lm3s6965evb's Ethernet controller as an embassy-net driver.
 pub struct EnetDriver {
     enet: Enet,
@@ -79,6 +96,16 @@ impl EnetDriver {
     /// The driver's counters.
     pub fn stats(&self) -> enet::Stats {
         self.enet.stats
+    }
+
+    /// The transmitter was found idle: a transmit that waited for the end
+    /// of a frame waits no more, so `TXEMP` is masked again (the end of the
+    /// frame about to be sent would otherwise wake the task for nothing).
+    fn tx_sent(&mut self) {
+        if self.tx_waiting {
+            self.tx_waiting = false;
+            self.enet.disarm_tx_empty();
+        }
     }
 }
 
@@ -113,7 +140,12 @@ impl Driver for EnetDriver {
             enet::RX_ONLY
         };
         match self.enet.next_frame(unmask, || {}) {
-            Rx::Frame(len) => Some(self.enet.tokens(len)),
+            Rx::Frame(len) => {
+                // The transmitter was idle (a transmit token goes with the
+                // frame): no transmit waits for its end any more.
+                self.tx_sent();
+                Some(self.enet.tokens(len))
+            }
             Rx::Empty => None,
             Rx::TxBusy => {
                 // The frame stays in the FIFO; the end of the transmit
@@ -133,7 +165,7 @@ impl Driver for EnetDriver {
             self.tx_waiting = true;
             return None;
         }
-        self.tx_waiting = false;
+        self.tx_sent();
         Some(self.enet.tx_token())
     }
 
@@ -141,6 +173,8 @@ impl Driver for EnetDriver {
         // Once per poll of the stack (embassy-net's `Inner::poll`); one
         // writer, the network task: a load and a store.
         POLLS.store(POLLS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        #[cfg(feature = "tx-busy")]
+        critical_section::with(|cs| STATS.borrow(cs).set(Some(self.enet.stats)));
         // QEMU's model has no PHY state to read: the link is up.
         LinkState::Up
     }

@@ -464,18 +464,15 @@ impl Net {
         let iface = interface(&mut dev, mac, ip, gateway);
         let Storage { sockets, rx, tx } = storage;
         let mut set = SocketSet::new(&mut sockets[..]);
-        let mut handles = [None; SOCKETS];
-        for ((h, rx), tx) in handles.iter_mut().zip(rx.iter_mut()).zip(tx.iter_mut()) {
-            let s = tcp::Socket::new(
+        // One socket per pair of buffers (`add` into a set with room for all
+        // SOCKETS never fails).
+        let mut tx = tx.iter_mut();
+        let handles = rx.each_mut().map(|rx| {
+            let Some(tx) = tx.next() else { unreachable!() };
+            set.add(tcp::Socket::new(
                 tcp::SocketBuffer::new(&mut rx[..]),
                 tcp::SocketBuffer::new(&mut tx[..]),
-            );
-            *h = Some(set.add(s));
-        }
-        let handles = handles.map(|h| match h {
-            Some(h) => h,
-            // `add` into a set with room for all SOCKETS never fails.
-            None => unreachable!(),
+            ))
         });
         Self {
             inner: RefCell::new(Inner {
@@ -497,6 +494,17 @@ impl Net {
         }
     }
 
+    /// The stack's state, for one call of this module. Never in use
+    /// already: no call of this module holds it while it calls anything
+    /// that could call back into [`Net`] (smoltcp, the driver and the
+    /// readiness never do; the interrupt handlers touch only
+    /// [`NET_READY`]). Were it in use, the call would fail with
+    /// [`Error::BadFd`] (or do nothing) rather than panic: this keeps
+    /// `RefCell`'s panic paths out of the firmware.
+    fn inner(&self) -> Result<core::cell::RefMut<'_, Inner>, Error> {
+        self.inner.try_borrow_mut().map_err(|_| Error::BadFd)
+    }
+
     /// A [`Platform`] that runs this stack while `select` waits.
     pub fn platform(&self) -> NetPlatform<'_> {
         NetPlatform { net: self }
@@ -506,7 +514,7 @@ impl Net {
     /// pool now (fewer if the pool has fewer free; at least one). Returns
     /// the listener's number.
     pub fn listen(&self, port: u16, backlog: usize) -> Result<RawFd, Error> {
-        let inner = &mut *self.inner.borrow_mut();
+        let inner = &mut *self.inner()?;
         if backlog == 0 || port == 0 {
             return Err(Error::NoBuffers);
         }
@@ -531,7 +539,7 @@ impl Net {
     /// the peer's address, or [`Error::WouldBlock`]. The listener gets a
     /// free socket in its place, if the pool has one.
     pub fn accept(&self, listener: RawFd) -> Result<(RawFd, IpEndpoint), Error> {
-        let inner = &mut *self.inner.borrow_mut();
+        let inner = &mut *self.inner()?;
         let l = listener_index(listener)
             .filter(|&l| inner.listeners[l].backlog > 0)
             .ok_or(Error::BadFd)?;
@@ -555,7 +563,7 @@ impl Net {
     /// Reads what connection `fd` has received into `buf`: `Ok(n > 0)`,
     /// `Ok(0)` at end of file (the peer closed, all read), or the error.
     pub fn recv(&self, fd: RawFd, buf: &mut [u8]) -> Result<usize, Error> {
-        let inner = &mut *self.inner.borrow_mut();
+        let inner = &mut *self.inner()?;
         let i = inner.conn(fd)?;
         let s = inner.socket(i);
         let r = match s.recv_slice(buf) {
@@ -573,7 +581,7 @@ impl Net {
     /// Queues as much of `data` as connection `fd`'s transmit buffer takes:
     /// `Ok(n > 0)`, [`Error::WouldBlock`] when it is full, or the error.
     pub fn send(&self, fd: RawFd, data: &[u8]) -> Result<usize, Error> {
-        let inner = &mut *self.inner.borrow_mut();
+        let inner = &mut *self.inner()?;
         let i = inner.conn(fd)?;
         let s = inner.socket(i);
         let r = if !s.may_send() {
@@ -597,7 +605,7 @@ impl Net {
 
     /// The peer of connection `fd`.
     pub fn peer(&self, fd: RawFd) -> Option<IpEndpoint> {
-        let inner = &mut *self.inner.borrow_mut();
+        let inner = &mut *self.inner().ok()?;
         let i = inner.conn(fd).ok()?;
         inner.socket(i).remote_endpoint()
     }
@@ -606,7 +614,7 @@ impl Net {
     /// returns to the pool once closed), or listener `fd` (its backlog
     /// sockets return to the pool; waiting connections are reset).
     pub fn close(&self, fd: RawFd) -> Result<(), Error> {
-        let inner = &mut *self.inner.borrow_mut();
+        let inner = &mut *self.inner()?;
         if let Some(l) = listener_index(fd).filter(|&l| inner.listeners[l].backlog > 0) {
             for i in 0..SOCKETS {
                 if inner.roles[i] == Role::Backlog(l as u8) {
@@ -630,19 +638,26 @@ impl Net {
 
     /// Runs the stack now: received frames, queued data, due timers.
     pub fn poll(&self) {
-        self.inner.borrow_mut().poll(now());
+        if let Ok(mut inner) = self.inner() {
+            inner.poll(now());
+        }
     }
 
     /// Counters of the stack and of the driver.
     pub fn stats(&self) -> (Stats, crate::board::enet::Stats) {
-        let inner = self.inner.borrow();
+        let Ok(inner) = self.inner() else {
+            return Default::default();
+        };
         (inner.stats, inner.dev.stats)
     }
 
     /// Polls when there is work: a frame waits, a socket call left work, or
     /// smoltcp's next timer is due (`now`: µs).
     fn service(&self, now: u64) {
-        let inner = &mut *self.inner.borrow_mut();
+        let Ok(mut inner) = self.inner() else {
+            return;
+        };
+        let inner = &mut *inner;
         let at = stamp(now);
         let due = inner.next_at.is_some_and(|t| t <= at.total_micros());
         let nic = NET_READY.get(NIC).contains(Events::READ);
@@ -656,7 +671,7 @@ impl Net {
 
     /// smoltcp's next timer, in µs (asked for once after each poll).
     fn timer(&self, now: u64) -> Option<u64> {
-        let inner = &mut *self.inner.borrow_mut();
+        let inner = &mut *self.inner().ok()?;
         if inner.timer_stale {
             inner.next_at = inner
                 .iface

@@ -58,12 +58,12 @@ struct Conns {
     logged: bool,
 }
 
-impl Conns {
-    fn get(&mut self, fd: RawFd) -> &mut Conn {
-        match net::socket_index(fd) {
-            Some(i) => &mut self.conns[i],
-            None => defmt::panic!("not a connection: {}", fd),
-        }
+/// The state of connection `fd` (a number `accept` returned): one lookup,
+/// for `accept` and `read`.
+fn conn(conns: &mut [Conn; SOCKETS], fd: RawFd) -> &mut Conn {
+    match net::socket_index(fd) {
+        Some(i) => &mut conns[i],
+        None => defmt::panic!("not a connection: {=i32}", fd),
     }
 }
 
@@ -75,10 +75,17 @@ fn accept(sel: &mut Sel<'_>, net: &Net, fd: RawFd, _mask: Events, conns: &mut Co
     };
     conns.logged = true;
     seed_log::accept(peer);
-    let c = conns.get(conn);
+    let c = self::conn(&mut conns.conns, conn);
     (c.peer, c.start, c.end, c.received, c.reads) = (peer, 0, 0, 0, 0);
     c.busy_at = fw::meter::busy_ns();
-    if sel.register(conn, Events::READ, Handler(read)).is_err() {
+    register(sel, conn, Handler(read));
+}
+
+/// `sel.register`, for the listener (in `main`) and each connection (in
+/// `accept`): one copy of the selector's insertion, not one inlined in each.
+#[inline(never)]
+fn register(sel: &mut Sel<'_>, fd: RawFd, handler: Handler) {
+    if sel.register(fd, Events::READ, handler).is_err() {
         panic!("register");
     }
 }
@@ -107,10 +114,7 @@ fn close(sel: &mut Sel<'_>, net: &Net, fd: RawFd, c: &Conn) {
 
 fn read(sel: &mut Sel<'_>, net: &Net, fd: RawFd, mask: Events, conns: &mut Conns) {
     let logged = &mut conns.logged;
-    let c = match net::socket_index(fd) {
-        Some(i) => &mut conns.conns[i],
-        None => defmt::panic!("not a connection: {}", fd),
-    };
+    let c = conn(&mut conns.conns, fd);
     if mask.contains(Events::WRITE) {
         // The rest of the last read (`sendall`).
         match net.send(fd, &c.buf[c.start..c.end]) {
@@ -166,7 +170,8 @@ fn read(sel: &mut Sel<'_>, net: &Net, fd: RawFd, mask: Events, conns: &mut Conns
 }
 
 static NET: NetCell = NetCell::new();
-/// The connections' state, out of the stack.
+/// The connections' state, out of the stack: all zeros, so in `.bss` (a
+/// byte not zero would put all of it in `.data`, whose image is in flash).
 static CONNS: fw::Once<Conns> = fw::Once::new(Conns {
     conns: [Conn {
         peer: seed_log::NOBODY,
@@ -177,7 +182,7 @@ static CONNS: fw::Once<Conns> = fw::Once::new(Conns {
         reads: 0,
         busy_at: 0,
     }; SOCKETS],
-    logged: true,
+    logged: false,
 });
 
 #[cortex_m_rt::entry]
@@ -202,14 +207,14 @@ fn main() -> ! {
     let Some(conns) = CONNS.take() else {
         panic!("connections taken")
     };
+    // `starting` logs: `waiting for I/O` follows.
+    conns.logged = true;
     seed_log::starting(ip, PORT, "");
     let server = match net.listen(PORT, 5) {
         Ok(fd) => fd,
         Err(e) => defmt::panic!("listen: {}", e),
     };
-    if sel.register(server, Events::READ, Handler(accept)).is_err() {
-        panic!("register");
-    }
+    register(&mut sel, server, Handler(accept));
     loop {
         if conns.logged {
             info!("waiting for I/O");

@@ -140,6 +140,15 @@ async fn echo(stack: Stack<'static>) -> ! {
         if received > VERBOSE {
             seed_log::closed(received, reads, busy_at, emb::polls());
         }
+        // Fault injection (see the `tx-busy` feature): what the driver met.
+        #[cfg(feature = "tx-busy")]
+        {
+            let (driver, wakes) = emb::driver_stats();
+            info!(
+                "    driver: {=u32} frames received, {=u32} sent, transmitter busy {=u32} times, {=u32} of them with a received frame held, {=u32} wake-ups by TXEMP",
+                driver.rx, driver.tx, driver.tx_busy, driver.rx_held, wakes
+            );
+        }
     }
 }
 

@@ -29,9 +29,20 @@
 //!   `MACTR` as 0 (`stellaris_enet_read`): under QEMU the transmitter is
 //!   never busy. The `tx-busy` feature (fault injection, for ci.sh) makes
 //!   every third look find it busy, so that the busy paths of `receive`
-//!   and `transmit` run under QEMU; the embassy driver's `TXEMP` wake-up
-//!   does not (an injected busy transmitter sends no frame whose end could
-//!   raise it).
+//!   and `transmit` run under QEMU: busy with the last frame handed to it,
+//!   still "going out". A look is only made busy when that frame exists:
+//!   QEMU's `TXEMP` for it is latched in `MACRIS`, unacknowledged (QEMU
+//!   sets it in `stellaris_enet_send` after every frame and clears it only
+//!   at a `MACIACK` write of it; an `MACIM` write re-evaluates its
+//!   interrupt line, `(ris & im) != 0`). The embassy driver then unmasks
+//!   `TXEMP` without acknowledging it first (the latched bit is the end of
+//!   the frame pretended in flight), so QEMU raises the controller's real
+//!   interrupt, whose handler counts the wake-up and acknowledges `TXEMP`
+//!   (the next injected busy look needs a frame sent after it). The
+//!   selector's driver never acknowledges `TXEMP` after `init`: for it, a
+//!   look is made busy once any frame has been sent. Once the transmitter
+//!   is found idle again the embassy driver masks `TXEMP` (otherwise the
+//!   end of the next frame would wake the task for nothing).
 //! - A frame read from the FIFO is the length word (frame length + 6), the
 //!   frame, and its FCS; the driver drops the FCS.
 
@@ -57,7 +68,7 @@ const NP: usize = BASE + 0x34;
 const TR: usize = BASE + 0x38;
 
 const INT_RX: u32 = 1 << 0;
-#[cfg_attr(not(feature = "embassy"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "embassy", feature = "tx-busy")), allow(dead_code))]
 const INT_TXEMP: u32 = 1 << 2;
 const RCTL_RXEN: u32 = 1 << 0;
 const RCTL_RSTFIFO: u32 = 1 << 4;
@@ -119,6 +130,9 @@ pub struct Enet {
     /// busy one, 0 to 2 (a cycle, so no count wraps).
     #[cfg(feature = "tx-busy")]
     tx_phase: u8,
+    /// Feature `tx-busy`: the last look at the transmitter was made busy.
+    #[cfg(feature = "tx-busy")]
+    injected: bool,
 }
 
 /// Called by the Ethernet interrupt: masks the controller's interrupts until
@@ -132,11 +146,31 @@ pub(crate) fn on_interrupt() {
 
 /// Called by the Ethernet interrupt (receive, or with a transmit waiting,
 /// transmit FIFO empty): masks the controller's interrupts until the driver
-/// has drained the FIFO, and wakes the network task.
+/// has drained the FIFO, and wakes the network task. With the `tx-busy`
+/// feature it also counts the wake-ups by `TXEMP` and acknowledges it.
 #[cfg(feature = "embassy")]
 pub(crate) fn on_interrupt() {
+    #[cfg(feature = "tx-busy")]
+    let raised = read(RIS) & read(IM);
     write(IM, 0);
+    #[cfg(feature = "tx-busy")]
+    if raised & INT_TXEMP != 0 {
+        write(RIS, INT_TXEMP);
+        TX_EMPTY_WAKES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
     crate::embassy::NIC_WAKER.wake();
+}
+
+/// Features `embassy` and `tx-busy`: the Ethernet interrupts that woke the
+/// network task by `TXEMP` (the end of a frame, with a transmit waiting).
+#[cfg(all(feature = "embassy", feature = "tx-busy"))]
+static TX_EMPTY_WAKES: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Features `embassy` and `tx-busy`: the wake-ups of the network task by
+/// the `TXEMP` interrupt so far.
+#[cfg(all(feature = "embassy", feature = "tx-busy"))]
+pub fn tx_empty_wakes() -> u32 {
+    TX_EMPTY_WAKES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// What [`Enet::next_frame`] found.
@@ -177,6 +211,8 @@ impl Enet {
             stats: Stats::default(),
             #[cfg(feature = "tx-busy")]
             tx_phase: 0,
+            #[cfg(feature = "tx-busy")]
+            injected: false,
         };
         Some((enet, mac))
     }
@@ -246,8 +282,10 @@ impl Enet {
     }
 
     /// Feature `tx-busy`: every third look at the transmitter finds it
-    /// busy (the look after a busy one never does, as a frame of a real
-    /// controller is out by then).
+    /// busy, still sending the last frame handed to it, if one was handed
+    /// to it since `TXEMP` was last acknowledged (QEMU's `TXEMP` for it is
+    /// latched). The look after a busy one never is, as a frame of a real
+    /// controller is out by then.
     #[cfg(feature = "tx-busy")]
     fn injected_busy(&mut self) -> bool {
         self.tx_phase = if self.tx_phase == 2 {
@@ -255,7 +293,8 @@ impl Enet {
         } else {
             self.tx_phase + 1
         };
-        self.tx_phase == 0
+        self.injected = self.tx_phase == 0 && read(RIS) & INT_TXEMP != 0;
+        self.injected
     }
 
     /// Without feature `tx-busy`: the transmitter's own flag alone.
@@ -268,16 +307,31 @@ impl Enet {
     /// For a transmit that found the transmitter busy: acknowledges
     /// `TXEMP`, looks again, and unmasks `TXEMP` if it is still busy, so
     /// that the end of its frame raises the interrupt. Returns whether it
-    /// is idle now.
+    /// is idle now. Feature `tx-busy`, after an injected busy look: unmasks
+    /// `TXEMP` at once, unacknowledged (latched by the end of the frame
+    /// pretended in flight: QEMU raises the interrupt at the unmask).
     #[cfg(feature = "embassy")]
     pub(crate) fn arm_tx_empty(&mut self) -> bool {
-        write(RIS, INT_TXEMP);
-        if read(TR) & TR_NEWTX == 0 {
-            return true;
+        #[cfg(feature = "tx-busy")]
+        let injected = self.injected;
+        #[cfg(not(feature = "tx-busy"))]
+        let injected = false;
+        if !injected {
+            write(RIS, INT_TXEMP);
+            if read(TR) & TR_NEWTX == 0 {
+                return true;
+            }
         }
         // A read-modify-write the interrupt (which writes 0) must not split.
         critical_section::with(|_| write(IM, read(IM) | INT_TXEMP));
         false
+    }
+
+    /// Masks `TXEMP` again (no transmit waits for the transmitter).
+    #[cfg(feature = "embassy")]
+    pub(crate) fn disarm_tx_empty(&mut self) {
+        // A read-modify-write the interrupt (which writes 0) must not split.
+        critical_section::with(|_| write(IM, read(IM) & !INT_TXEMP));
     }
 
     /// The tokens for the frame of `len` bytes in the receive buffer.
