@@ -22,19 +22,7 @@ impl crate::OpenBackend for Openable {
 }
 
 impl Backend for Openable {
-    type Source<'a> = RawFd;
-    fn fd(source: RawFd) -> RawFd {
-        source
-    }
-    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-        self.0.add(fd, events, token)
-    }
-    fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
-        self.0.modify(fd, old, new, token)
-    }
-    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-        self.0.delete(fd, events, token)
-    }
+    forward_registrations!(0);
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         self.0.wait(timeout)
     }

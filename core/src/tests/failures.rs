@@ -114,19 +114,7 @@ struct KeepsBuffer<'r> {
 }
 
 impl Backend for KeepsBuffer<'_> {
-    type Source<'a> = RawFd;
-    fn fd(source: RawFd) -> RawFd {
-        source
-    }
-    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-        self.inner.add(fd, events, token)
-    }
-    fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
-        self.inner.modify(fd, old, new, token)
-    }
-    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-        self.inner.delete(fd, events, token)
-    }
+    forward_registrations!(inner);
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         if self.fail_wait.get() {
             Err(Error::Os(OsError::EINVAL))
@@ -148,19 +136,7 @@ impl Backend for KeepsBuffer<'_> {
 struct Miscounts<'r>(SoftBackend<'r, M>);
 
 impl Backend for Miscounts<'_> {
-    type Source<'a> = RawFd;
-    fn fd(source: RawFd) -> RawFd {
-        source
-    }
-    fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-        self.0.add(fd, events, token)
-    }
-    fn modify(&mut self, fd: RawFd, old: Events, new: Events, token: Token) -> Result<(), OsError> {
-        self.0.modify(fd, old, new, token)
-    }
-    fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-        self.0.delete(fd, events, token)
-    }
+    forward_registrations!(0);
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         self.0.wait(timeout)
     }

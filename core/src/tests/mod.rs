@@ -173,6 +173,33 @@ fn data_err<T>(r: Result<impl core::fmt::Debug, DataError<T>>) -> (Error, T) {
     }
 }
 
+/// The registration half of a test backend that wraps a `SoftBackend` in
+/// field `$inner` (`0`, `inner`): sources are raw fds, and `add`, `modify`
+/// and `delete` go to the wrapped backend. The test writes the rest.
+macro_rules! forward_registrations {
+    ($inner:tt) => {
+        type Source<'a> = RawFd;
+        fn fd(source: RawFd) -> RawFd {
+            source
+        }
+        fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+            self.$inner.add(fd, events, token)
+        }
+        fn modify(
+            &mut self,
+            fd: RawFd,
+            old: Events,
+            new: Events,
+            token: Token,
+        ) -> Result<(), OsError> {
+            self.$inner.modify(fd, old, new, token)
+        }
+        fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
+            self.$inner.delete(fd, events, token)
+        }
+    };
+}
+
 mod construction;
 #[cfg(feature = "defmt")]
 mod defmt_format;

@@ -207,21 +207,9 @@ fn reserved_tokens_are_never_reported() {
     let r = SoftReadiness::<M>::new();
     struct Waking<'r>(SoftBackend<'r, M>, usize);
     impl Backend for Waking<'_> {
-        type Source<'a> = RawFd;
         // Watching for stale registrations, which reserved tokens are not.
         const REGISTRATIONS_OUTLIVE_FDS: bool = true;
-        fn fd(source: RawFd) -> RawFd {
-            source
-        }
-        fn add(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-            self.0.add(fd, events, token)
-        }
-        fn modify(&mut self, fd: RawFd, o: Events, n: Events, t: Token) -> Result<(), OsError> {
-            self.0.modify(fd, o, n, t)
-        }
-        fn delete(&mut self, fd: RawFd, events: Events, token: Token) -> Result<(), OsError> {
-            self.0.delete(fd, events, token)
-        }
+        forward_registrations!(0);
         fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
             self.1 = self.0.wait(timeout)?;
             Ok(self.1 + 2)
