@@ -86,6 +86,12 @@ qemu_ok() {
   major=$("$q" --version | sed -n 's/^qemu-[^ ]* version \([0-9]*\)\..*/\1/p')
   [ "${major:-0}" -ge 10 ]
 }
+# Installs Debian packages quietly, waiting for apt's lock if another job
+# holds it.
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq \
+    --no-install-recommends "$@" >/dev/null
+}
 need=()
 for t in "${targets[@]}"; do
   IFS=: read -r _ qarch gnu deb <<<"$(spec "$t")"
