@@ -220,7 +220,12 @@ pub trait Backend {
     /// events [`event`](Self::event) answers for. 0 for a backend that has
     /// not waited yet. The selector reads its batch's length here, and only
     /// here (one count, kept by the backend that stores the events); after
-    /// a failed wait it reads nothing, whatever this says.
+    /// a failed wait it reads nothing, whatever this says. A debug build
+    /// checks, at every successful `select`, that it is `wait`'s count; a
+    /// release build that meets a larger one looks at the indices past the
+    /// count, for which `event` (and so the default `event_in_batch`)
+    /// answers `None`, and delivers nothing more; a backend that overrides
+    /// `event_in_batch` has only its count between old entries and keys.
     fn batch_len(&self) -> usize;
 
     /// [`event`](Self::event) for an `index` the caller knows is below the
