@@ -3,7 +3,7 @@
 
 #[cfg(any(test, feature = "testing"))]
 use core::sync::atomic::AtomicI32;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering, fence};
 use core::time::Duration;
 
 use crate::platform::{Platform, Poll, Waiting};
@@ -70,11 +70,21 @@ impl<const M: usize> SoftReadiness<M> {
     /// The readiness of source `i < M`.
     #[inline]
     fn at(&self, i: usize) -> Events {
+        let ready = self.at_relaxed(i);
+        fence(Ordering::Acquire);
+        ready
+    }
+
+    /// The readiness of source `i < M`, read with relaxed loads: the caller
+    /// puts an `Acquire` fence after them before it hands out what it read
+    /// (one fence for a whole scan, not one barrier per flag).
+    #[inline]
+    fn at_relaxed(&self, i: usize) -> Events {
         let mut ready = Events::empty();
-        if self.read[i].load(Ordering::Acquire) {
+        if self.read[i].load(Ordering::Relaxed) {
             ready |= Events::READ;
         }
-        if self.write[i].load(Ordering::Acquire) {
+        if self.write[i].load(Ordering::Relaxed) {
             ready |= Events::WRITE;
         }
         ready
@@ -101,8 +111,9 @@ pub(crate) struct Entry {
     token: [u32; 2],
     /// `Events` bits watched for; 0: not watched.
     interest: u8,
-    /// `Events` bits reported by the last `wait`; 0: none (or dropped by an
-    /// `add` since: a new registration of the source).
+    /// `Events` bits reported by the last `wait`, for a source in its batch
+    /// (`ready[..len]`; not read for the others); 0: dropped by an `add`
+    /// since (a new registration of the source).
     fired: u8,
 }
 
@@ -154,8 +165,9 @@ impl Entry {
 ///   the backend's last look and the sleep, and it looks again only after
 ///   the platform wakes it (an interrupt or the deadline): no spinning.
 ///
-/// `wait` scans all `M` sources and reports the ready ones in ascending
-/// order (a deterministic order tests may rely on).
+/// `wait` scans the `M` sources, reading the flags of the watched ones only,
+/// and reports the ready ones in ascending order (a deterministic order
+/// tests may rely on).
 ///
 /// # Size
 /// 12 bytes per source plus 2 for the batch, and a few words: a
@@ -262,31 +274,47 @@ impl<'r, const M: usize, P> SoftBackend<'r, M, P> {
         Ok(())
     }
 
-    /// Fills the batch with every watched source that is ready for some of
-    /// what it is watched for; returns the batch length.
+    /// Fills the (empty) batch with every watched source that is ready for
+    /// some of what it is watched for, in ascending order; returns the
+    /// batch length. An unwatched source's flags are not read.
     fn scan(&mut self) -> usize {
         let mut len = 0;
-        for (i, entry) in self.entries.iter_mut().enumerate() {
-            // Report all of the readiness, as a kernel reports error and
-            // hang-up beyond the interest; the selector masks it. An entry
-            // not in this batch has `fired` 0 (the last batch is forgotten
-            // here, entry by entry).
-            let ready = self.readiness.at(i).bits();
-            let hit = ready & entry.interest != 0;
-            entry.fired = if hit { ready } else { 0 };
-            if hit {
-                // `i < M <= 65,535` (checked in `with_platform`).
-                #[allow(clippy::cast_possible_truncation)]
-                let i = i as u16;
-                self.ready[len] = i;
-                len += 1;
+        for i in 0..M {
+            if self.entries[i].interest != 0 {
+                self.look(i, &mut len);
             }
+        }
+        if len > 0 {
+            // Pairs with the `Release` stores of `set`: what an interrupt
+            // handler wrote before it set a flag this batch reports is
+            // visible to the application that handles the event.
+            fence(Ordering::Acquire);
         }
         // `len <= M <= 65,535` (checked in `with_platform`).
         #[allow(clippy::cast_possible_truncation)]
         let len16 = len as u16;
         self.len = len16;
         len
+    }
+
+    /// Adds watched source `i` to the batch (`ready[..len]`) if it is
+    /// ready for some of what it is watched for.
+    #[inline]
+    fn look(&mut self, i: usize, len: &mut usize) {
+        let (Some(entry), Some(slot)) = (self.entries.get_mut(i), self.ready.get_mut(*len)) else {
+            return;
+        };
+        // Report all of the readiness, as a kernel reports error and
+        // hang-up beyond the interest; the selector masks it.
+        let ready = self.readiness.at_relaxed(i).bits();
+        if ready & entry.interest != 0 {
+            entry.fired = ready;
+            // `i < M <= 65,535` (checked in `with_platform`).
+            #[allow(clippy::cast_possible_truncation)]
+            let i = i as u16;
+            *slot = i;
+            *len += 1;
+        }
     }
 }
 
@@ -296,7 +324,9 @@ fn any_ready<const M: usize>(readiness: &SoftReadiness<M>, entries: &[Entry; M])
     entries
         .iter()
         .enumerate()
-        .any(|(i, e)| e.interest != 0 && readiness.at(i).bits() & e.interest != 0)
+        // Relaxed: a `true` here only ends the wait; the `scan` that follows
+        // reads the flags again and fences.
+        .any(|(i, e)| e.interest != 0 && readiness.at_relaxed(i).bits() & e.interest != 0)
 }
 
 impl<const M: usize, P: Waiting> Backend for SoftBackend<'_, M, P> {
@@ -326,14 +356,14 @@ impl<const M: usize, P: Waiting> Backend for SoftBackend<'_, M, P> {
     ) -> Result<(), OsError> {
         self.injected()?;
         let i = Self::slot(fd)?;
-        let entry = &mut self.entries[i];
-        if entry.interest == 0 {
+        let fired = self.entries[i].fired;
+        if self.entries[i].interest == 0 {
             return Err(OsError::ENOENT);
         }
         // Same source, same key: an event of the current batch stays (the
         // selector masks it with the new events).
-        *entry = Entry {
-            fired: entry.fired,
+        self.entries[i] = Entry {
+            fired,
             ..Entry::watched(new, token)
         };
         Ok(())

@@ -8,6 +8,7 @@ extern crate std;
 use core::cell::{Cell, RefCell};
 use core::time::Duration;
 use std::collections::VecDeque;
+use std::vec;
 use std::vec::Vec;
 
 use crate::{Error, Events, Platform, RawFd, Selector, SoftBackend, SoftReadiness};
@@ -426,4 +427,154 @@ fn readiness_set_by_another_thread_wakes_the_select() {
         SEEN.store(i + 1, Ordering::Release);
     }
     setter.join().unwrap();
+}
+
+/// A backend of 40 sources, few of them watched: the scan and the check
+/// before a sleep skip the unwatched ones, and miss none of the others.
+const WIDE: usize = 40;
+
+/// A platform whose "interrupt" lands between the backend's scan and its
+/// masked check: it sets `fd` ready for `events`, then records what the
+/// check said. A sleep the check does not end lasts to the deadline.
+struct LateIrq<'r> {
+    readiness: &'r SoftReadiness<WIDE>,
+    clock: Cell<Duration>,
+    irq: Cell<Option<(RawFd, Events)>>,
+    checks: RefCell<Vec<bool>>,
+}
+
+impl LateIrq<'_> {
+    /// No select of the test sleeps more than twice.
+    const SPINS: usize = 100;
+}
+
+impl Platform for &LateIrq<'_> {
+    fn now(&self) -> Option<Duration> {
+        Some(self.clock.get())
+    }
+
+    fn sleep(&mut self, deadline: Option<Duration>, woken: impl FnOnce() -> bool) {
+        if let Some((fd, events)) = self.irq.take() {
+            self.readiness.set(fd, events);
+        }
+        let woke = woken();
+        self.checks.borrow_mut().push(woke);
+        assert!(
+            self.checks.borrow().len() < LateIrq::SPINS,
+            "the backend spins"
+        );
+        if !woke {
+            let deadline = deadline.expect("slept forever with nothing to wake it");
+            self.clock.set(deadline);
+        }
+    }
+}
+
+fn batch_wide<B: crate::Backend>(sel: &mut Selector<B, u32, WIDE>) -> Vec<(RawFd, Events)> {
+    let mut out = Vec::new();
+    while let Some((key, mask)) = sel.next_ready() {
+        out.push((key.fd(), mask));
+    }
+    out
+}
+
+#[test]
+fn the_check_before_a_sleep_sees_only_watched_readiness() {
+    let r = SoftReadiness::<WIDE>::new();
+    let late = LateIrq {
+        readiness: &r,
+        clock: Cell::new(Duration::ZERO),
+        irq: Cell::new(None),
+        checks: RefCell::default(),
+    };
+    let mut sel: Selector<SoftBackend<'_, WIDE, &LateIrq<'_>>, u32, WIDE> =
+        Selector::new(SoftBackend::with_platform(&r, &late));
+    sel.register(3, Events::READ, 3).unwrap();
+    sel.register(35, Events::READ, 35).unwrap();
+    // Unwatched (36), and not watched for that event (35's WRITE): the
+    // check says no and the select times out; 35's READ: yes, and the
+    // select returns it.
+    for (fd, events, expected) in [
+        (36, Events::READ, vec![]),
+        (35, Events::WRITE, vec![]),
+        (35, Events::READ, vec![(35, Events::READ)]),
+    ] {
+        late.checks.borrow_mut().clear();
+        late.irq.set(Some((fd, events)));
+        sel.select(Some(Duration::from_secs(1))).unwrap();
+        let woke = !expected.is_empty();
+        assert_eq!(*late.checks.borrow(), [woke], "{fd} {events:?}");
+        assert_eq!(batch_wide(&mut sel), expected);
+        r.clear(fd, events);
+    }
+}
+
+proptest::proptest! {
+    /// Any sequence of registrations, changes and readiness over 40
+    /// sources (and numbers out of range): every call fails exactly when a
+    /// model says it must, and every batch is the model's, in ascending
+    /// order, each masked by its registration.
+    #[test]
+    fn batches_follow_a_model_over_40_sources(
+        ops in proptest::collection::vec((0u8..6, -1i32..WIDE as i32 + 2, 0u8..4), 1..300)
+    ) {
+        let r = SoftReadiness::<WIDE>::new();
+        let mut sel: Selector<SoftBackend<'_, WIDE>, u32, WIDE> =
+            Selector::new(SoftBackend::new(&r));
+        let mut interest: [Option<Events>; WIDE] = [None; WIDE];
+        let mut ready = [Events::empty(); WIDE];
+        for (op, fd, bits) in ops {
+            let events = Events::from_bits_retain(bits);
+            let slot = usize::try_from(fd).ok().filter(|&i| i < WIDE);
+            let watched = slot.and_then(|i| interest[i]);
+            match op {
+                0 => {
+                    let ok = sel.register(fd, events, 0).is_ok();
+                    let expect = slot.is_some() && watched.is_none() && !events.is_empty();
+                    proptest::prop_assert_eq!(ok, expect, "register {} {:?}", fd, events);
+                    if let (true, Some(i)) = (ok, slot) {
+                        interest[i] = Some(events);
+                    }
+                }
+                1 => {
+                    let ok = sel.unregister(fd).is_ok();
+                    proptest::prop_assert_eq!(ok, watched.is_some(), "unregister {}", fd);
+                    if let (true, Some(i)) = (ok, slot) {
+                        interest[i] = None;
+                    }
+                }
+                2 => {
+                    let ok = sel.modify_events(fd, events).is_ok();
+                    let expect = watched.is_some() && !events.is_empty();
+                    proptest::prop_assert_eq!(ok, expect, "modify {} {:?}", fd, events);
+                    if let (true, Some(i)) = (ok, slot) {
+                        interest[i] = Some(events);
+                    }
+                }
+                3 => {
+                    r.set(fd, events);
+                    if let Some(i) = slot {
+                        ready[i] |= events;
+                    }
+                }
+                _ => {
+                    r.clear(fd, events);
+                    if let Some(i) = slot {
+                        ready[i] -= events;
+                    }
+                }
+            }
+            for (i, want) in interest.iter().enumerate() {
+                proptest::prop_assert_eq!(sel.backend().interest(i as RawFd), *want);
+            }
+            sel.select(Some(Duration::ZERO)).unwrap();
+            let expected: Vec<(RawFd, Events)> = (0..WIDE)
+                .filter_map(|i| {
+                    let mask = ready[i] & interest[i]?;
+                    (!mask.is_empty()).then_some((i as RawFd, mask))
+                })
+                .collect();
+            proptest::prop_assert_eq!(batch_wide(&mut sel), expected);
+        }
+    }
 }
