@@ -360,11 +360,21 @@ impl Inner {
     /// closed sockets go back to the pool, failed backlog sockets listen
     /// again, listeners are topped up to their backlog when a socket came
     /// free or was accepted, and every source's readiness is published.
-    fn refresh(&mut self) {
+    ///
+    /// `ingress`: the stack took in a frame since the last refresh. Without
+    /// one, only the closing sockets are looked at: what a poll does
+    /// without a frame (smoltcp 0.14's `Socket::dispatch`: send what is
+    /// queued, retransmit, acknowledge) changes no connection's or backlog
+    /// socket's readiness. Data, a window that frees transmit space, a FIN
+    /// or a reset, a handshake's last ACK all arrive in frames; the only
+    /// state changes of `dispatch` itself come from timers these sockets
+    /// do not have (`timeout`, set here on closing sockets only: see
+    /// `Net::close`; TIME-WAIT, which only a closing socket reaches).
+    fn refresh(&mut self, ingress: bool) {
         let mut waiting = [false; LISTENERS];
         for i in 0..SOCKETS {
             let role = self.roles[i];
-            if role == Role::Free {
+            if role == Role::Free || (!ingress && role != Role::Closing) {
                 continue;
             }
             let s = self
@@ -391,6 +401,9 @@ impl Inner {
             }
         }
         let short = core::mem::take(&mut self.short);
+        if !ingress && !short {
+            return;
+        }
         for (l, waiting) in waiting.into_iter().enumerate() {
             if self.listeners[l].backlog == 0 {
                 continue;
@@ -398,12 +411,16 @@ impl Inner {
             if short {
                 self.top_up(l);
             }
-            let ready = if waiting {
-                Events::READ
-            } else {
-                Events::empty()
-            };
-            publish(FIRST_LISTENER + l as RawFd, ready);
+            // Without a frame the backlog sockets were not looked at (and
+            // their readiness did not change).
+            if ingress {
+                let ready = if waiting {
+                    Events::READ
+                } else {
+                    Events::empty()
+                };
+                publish(FIRST_LISTENER + l as RawFd, ready);
+            }
         }
     }
 
@@ -433,14 +450,18 @@ impl Inner {
             sockets,
             ..
         } = self;
+        // The driver counts each frame it hands to smoltcp (a frame left in
+        // its FIFO while the transmitter is busy is not handed over yet).
+        let received = dev.stats.rx;
         iface.poll(at, dev, sockets);
+        let ingress = dev.stats.rx != received;
         // smoltcp's next timer is asked for before the next sleep only
         // (`poll_at` walks every socket: once per sleep, not per poll).
         self.next_at = None;
         self.timer_stale = true;
         self.dirty = false;
         self.stats.polls += 1;
-        self.refresh();
+        self.refresh(ingress);
     }
 
     fn conn(&mut self, fd: RawFd) -> Result<usize, Error> {
@@ -556,7 +577,7 @@ impl Net {
             .socket(i)
             .remote_endpoint()
             .unwrap_or(IpEndpoint::new(Ipv4Address::UNSPECIFIED.into(), 0));
-        inner.refresh();
+        inner.refresh(true);
         Ok((socket_fd(i), peer))
     }
 
