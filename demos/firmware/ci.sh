@@ -31,7 +31,9 @@
 #   - `loop-ioselect`, `loop-hand` on each machine, and sizes.sh's tables:
 #     the loops' sizes, and the TCP echo's costs (`net-echo` against the
 #     hand-rolled smoltcp loop `net-hand` and against `net-embassy`: flash,
-#     RAM, peak stack, instructions per message under -icount shift=0).
+#     RAM, peak stack, instructions per message under -icount shift=0), and
+#     where (a)'s and (b)'s flash and instructions go, by source file
+#     (costs.py over QEMU's traces: the flash checked exactly).
 # Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")"
