@@ -366,10 +366,13 @@ impl Inner {
     /// without a frame (smoltcp 0.14's `Socket::dispatch`: send what is
     /// queued, retransmit, acknowledge) changes no connection's or backlog
     /// socket's readiness. Data, a window that frees transmit space, a FIN
-    /// or a reset, a handshake's last ACK all arrive in frames; the only
-    /// state changes of `dispatch` itself come from timers these sockets
-    /// do not have (`timeout`, set here on closing sockets only: see
-    /// `Net::close`; TIME-WAIT, which only a closing socket reaches).
+    /// or a reset, a handshake's last ACK all arrive in frames (transmit
+    /// space is freed when an ACK is processed, never by sending). The
+    /// state changes of `dispatch` itself are three, none of them open to
+    /// these sockets: the `timeout` (set on closing sockets only, in
+    /// `Net::close`), the end of TIME-WAIT (which only a socket closed
+    /// here reaches), and a reset when the interface loses the socket's
+    /// address (this stack's address is set once, in `interface`).
     fn refresh(&mut self, ingress: bool) {
         let mut waiting = [false; LISTENERS];
         for i in 0..SOCKETS {
